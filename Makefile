@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both create .venv when it is missing and install gankit with the exact
+# versions we test (constraints.txt); pyproject.toml holds the loose ranges.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+RUN_DATA := data/breakout
+# CPU threads: use every core the machine has.
+export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run test install clean bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml constraints.txt
+	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: collect Breakout frames once (cached under data/), then train
+# the `breakout` preset on the CPU and print where the samples are.
+run: $(STAMP)
+	@if [ ! -f $(RUN_DATA)/manifest.json ]; then \
+	  $(VENV)/bin/gankit data atari --game Breakout --preset-frames breakout --out $(RUN_DATA); \
+	fi
+	$(VENV)/bin/gankit train --preset breakout --data $(RUN_DATA)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -1,0 +1,224 @@
+"""Training configuration: one dataclass, named presets, and the CLI flags
+generated from it, so the Python API and `gankit train` share every default.
+
+Each field's ``help`` metadata is the one line shown by ``gankit train --help``.
+A preset is a dict of overrides on top of the dataclass defaults; flags given
+on the command line override the preset.  The resolved config is written to
+``runs/NAME/config.yaml``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from gankit.errors import UsageError
+
+LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
+MODELS = ("seed", "dcgan")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    # --- data and run ---
+    data: str = _f("", "dataset folder written by `gankit data ...`")
+    out: str = _f("runs", "parent folder of run directories")
+    name: str = _f("", "run directory name (default: numbered NNNNN-preset)")
+    preset: str = _f("", "preset the values came from (informational)")
+    resolution: str = _f("", "train at HxW or S (default: the dataset's size); images are resized on load")
+    # --- models ---
+    model: str = _f("dcgan", "architecture: seed (upsample+conv G) or dcgan (transposed-conv G)", choices=MODELS)
+    latent: int = _f(100, "size of the noise vector z")
+    width_g: int = _f(64, "generator base channel count")
+    width_d: int = _f(64, "discriminator base channel count")
+    # --- loss and optimisation ---
+    loss: str = _f("bce", "adversarial loss", choices=LOSSES)
+    n_critic: int = _f(0, "D steps per G step (0: 1 for bce/hinge/lsgan, 5 for wgan/wgan-gp)")
+    batch: int = _f(64, "global batch size (split across ranks under torchrun)")
+    lr_g: float = _f(2e-4, "generator learning rate (Adam)")
+    lr_d: float = _f(2e-4, "discriminator learning rate (Adam)")
+    beta1: float = _f(0.5, "Adam beta1")
+    beta2: float = _f(0.999, "Adam beta2")
+    ema_kimg: float = _f(1.0, "half-life of the generator EMA in thousands of images (0 disables)")
+    no_ema: bool = _f(False, "sample from the raw generator instead of its EMA")
+    # --- stability ---
+    diffaugment: str = _f("", "differentiable augmentation ops, comma-separated: color,translation,cutout")
+    ada: bool = _f(False, "adaptive augmentation probability driven by D's overfitting signal")
+    ada_target: float = _f(0.6, "ADA target for r_t = E[sign(D(x_real))]")
+    ada_kimg: float = _f(100.0, "images (thousands) for ADA's p to move from 0 to 1")
+    r1: float = _f(0.0, "R1 gradient penalty weight gamma on real images (0 disables)")
+    r1_every: int = _f(16, "lazy regularisation: apply R1 every k D steps")
+    spectral_norm: bool = _f(False, "spectral normalisation on every D weight")
+    label_smoothing: float = _f(0.0, "one-sided label smoothing: real target = 1 - this (bce only)")
+    instance_noise: float = _f(0.0, "std of Gaussian noise added to D inputs, annealed to 0 over training")
+    # --- budget ---
+    epochs: int = _f(0, "train for this many epochs (0: use --kimg or --minutes)")
+    kimg: float = _f(0.0, "train for this many thousand images shown")
+    minutes: float = _f(0.0, "train for at most this many minutes of wall time")
+    # --- logging, samples, checkpoints ---
+    log_every: int = _f(50, "console line and metrics.jsonl record every N iterations")
+    snapshot_kimg: float = _f(0.0, "also save a sample grid every K thousand images (0: per epoch only)")
+    checkpoint_every: int = _f(1, "write a checkpoint every N epochs")
+    keep: int = _f(3, "number of checkpoints kept")
+    num_samples: int = _f(16, "fixed latents in the per-epoch sample grid")
+    seed: int = _f(0, "random seed")
+    # --- monitoring ---
+    health: bool = _f(True, "watch for failure modes and write health.jsonl")
+    auto_remedy: bool = _f(False, "apply the health monitor's advice automatically")
+    tensorboard: bool = _f(True, "write TensorBoard events to runs/NAME/tb")
+    # --- evaluation during training ---
+    eval_every_kimg: float = _f(0.0, "compute --eval-metrics every K thousand images (0 disables)")
+    eval_metrics: str = _f("fid,kid", "metrics computed during training")
+    eval_num: int = _f(1000, "generated images per evaluation during training")
+    extractor: str = _f("dataset", "feature extractor for evaluation: dataset or inception")
+    # --- hardware ---
+    device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=DEVICES)
+    precision: str = _f("fp32", "fp32, bf16 (autocast, CPU or CUDA) or fp16 (CUDA, gradient scaler)", choices=PRECISIONS)
+    channels_last: bool = _f(False, "channels_last memory format for the models")
+    compile: bool = _f(False, "torch.compile the models")
+    sync_bn: bool = _f(False, "synchronise BatchNorm statistics across ranks (torchrun)")
+    threads: int = _f(0, "CPU threads for torch (0: leave torch's default)")
+
+    # ---------------------------------------------------------------- helpers
+    @classmethod
+    def from_preset(cls, preset: str = "", **overrides: Any) -> "TrainConfig":
+        from gankit.presets import PRESETS
+
+        values: dict[str, Any] = {}
+        if preset:
+            if preset not in PRESETS:
+                raise UsageError(f"--preset: unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+            values.update(PRESETS[preset])
+            values["preset"] = preset
+        values.update(overrides)
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise UsageError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def critic_steps(self) -> int:
+        if self.n_critic > 0:
+            return self.n_critic
+        return 5 if self.loss in ("wgan", "wgan-gp") else 1
+
+    @property
+    def diffaugment_ops(self) -> list[str]:
+        return [op.strip() for op in self.diffaugment.split(",") if op.strip()]
+
+    def validate(self) -> None:
+        """Check values and combinations; raise UsageError naming the flag."""
+
+        def bad(flag: str, why: str) -> None:
+            raise UsageError(f"--{flag.replace('_', '-')}: {why}")
+
+        for name in ("latent", "width_g", "width_d", "batch", "log_every", "keep", "num_samples", "r1_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                bad(name, f"must be >= 1, got {getattr(self, name)}")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                bad(name, f"must be > 0, got {getattr(self, name)}")
+        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg", "eval_every_kimg", "n_critic", "threads"):
+            if getattr(self, name) < 0:
+                bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            bad("label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0.0 < self.ada_target < 1.0:
+            bad("ada_target", f"must be in (0, 1), got {self.ada_target}")
+        if self.ada_kimg <= 0:
+            bad("ada_kimg", "must be > 0")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            bad("beta1", "betas must be in [0, 1)")
+        for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for op in self.diffaugment_ops:
+            if op not in DIFFAUGMENT_OPS:
+                bad("diffaugment", f"unknown op {op!r}; choose from {', '.join(DIFFAUGMENT_OPS)}")
+        if self.label_smoothing and self.loss != "bce":
+            bad("label_smoothing", f"applies to the bce loss only, not {self.loss}")
+        if self.loss == "wgan" and self.spectral_norm:
+            bad("spectral_norm", "cannot be combined with --loss wgan (weight clipping already constrains D); use wgan-gp or hinge")
+        if self.loss == "wgan" and self.r1:
+            bad("r1", "cannot be combined with --loss wgan (weight clipping); use wgan-gp")
+        if self.extractor not in ("dataset", "inception"):
+            bad("extractor", f"must be dataset or inception, got {self.extractor!r}")
+        if self.resolution:
+            parse_size(self.resolution, "resolution")
+
+
+def parse_size(text: str, flag: str = "size") -> tuple[int, int]:
+    """'64' -> (64, 64); '84x64' -> (84, 64) as (height, width)."""
+    try:
+        if "x" in text.lower():
+            h, w = text.lower().split("x")
+            size = (int(h), int(w))
+        else:
+            size = (int(text), int(text))
+    except ValueError:
+        raise UsageError(f"--{flag}: expected S or HxW (e.g. 64 or 84x64), got {text!r}") from None
+    if min(size) < 8 or max(size) > 1024:
+        raise UsageError(f"--{flag}: sides must be between 8 and 1024, got {text!r}")
+    return size
+
+
+def _str2bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, default None so presets can fill in.
+
+    Booleans take both forms: ``--ada`` / ``--no-ada``.
+    """
+    defaults = TrainConfig()
+    group = parser.add_argument_group("training options (override the preset)")
+    for f in fields(TrainConfig):
+        if f.name == "preset":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: {getattr(defaults, f.name)!r})"
+        if f.type in ("bool", bool):
+            if f.name == "no_ema":
+                group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
+                continue
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+        group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=help_text,
+                           choices=f.metadata.get("choices"))
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                 if f.name != "preset" and getattr(args, f.name, None) is not None}
+    return TrainConfig.from_preset(getattr(args, "preset", "") or "", **overrides)

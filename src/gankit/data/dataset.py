@@ -1,0 +1,229 @@
+"""The one dataset format every source writes and every stage reads.
+
+A dataset is a folder with two files:
+
+- ``images.npy``: uint8 array of shape (N, H, W, C), C = 3 (RGB) or 1 (grey),
+  stored as a plain NumPy file so it can be memory-mapped: training on 50k
+  frames never needs them all in RAM.
+- ``manifest.json``: count, height, width, channels, the source and its
+  parameters, creation time, gankit version and every skipped input with its
+  reason.
+
+The manifest is written last, so a folder without one is an unfinished
+dataset; both files are written under temporary names and renamed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from gankit.errors import UsageError
+
+IMAGES = "images.npy"
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class ImageDataset:
+    """A dataset on disk: ``images`` is a read-only memory map (N, H, W, C)."""
+
+    path: Path
+    images: np.ndarray
+    manifest: dict[str, Any]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.images[index]
+
+    @property
+    def height(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.images.shape[2])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[3])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one image."""
+        return self.height, self.width, self.channels
+
+
+def load_dataset(path: str | os.PathLike[str]) -> ImageDataset:
+    """Open a dataset folder without reading the images into memory."""
+    root = Path(path)
+    manifest_path = root / MANIFEST
+    images_path = root / IMAGES
+    if not root.is_dir():
+        raise UsageError(f"dataset {root}: no such folder (make one with `gankit data ...`)")
+    if not manifest_path.is_file() or not images_path.is_file():
+        raise UsageError(
+            f"dataset {root}: not a gankit dataset (needs {IMAGES} and {MANIFEST}; "
+            "an interrupted `gankit data` run leaves no manifest)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        images = np.load(images_path, mmap_mode="r")
+    except (ValueError, OSError) as err:
+        raise UsageError(f"dataset {root}: cannot read it: {err}") from err
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3):
+        raise UsageError(
+            f"dataset {root}: {IMAGES} must be uint8 (N, H, W, 1|3), found {images.dtype} {images.shape}"
+        )
+    if int(manifest.get("count", -1)) != images.shape[0]:
+        raise UsageError(
+            f"dataset {root}: manifest says {manifest.get('count')} images, {IMAGES} holds {images.shape[0]}"
+        )
+    return ImageDataset(root, images, manifest)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class DatasetWriter:
+    """Appends images of one shape and writes the dataset atomically.
+
+    Images go to a raw scratch file as they arrive (the final count is often
+    unknown: bad files are skipped), and ``close()`` turns it into
+    ``images.npy`` and writes the manifest.  Use as a context manager; if the
+    block raises, nothing is left under the final names.
+    """
+
+    out: Path
+    height: int
+    width: int
+    channels: int
+    source: str
+    params: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.channels not in (1, 3):
+            raise UsageError(f"channels must be 1 or 3, got {self.channels}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd, self._scratch = tempfile.mkstemp(dir=self.out, prefix=".images.", suffix=".raw")
+        self._file = os.fdopen(fd, "wb")
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def add(self, images: np.ndarray) -> None:
+        """Append one image (H, W, C) or a batch (B, H, W, C) of uint8."""
+        arr = np.asarray(images)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim == 2:
+            arr = arr[None, :, :, None]
+        expected = (self.height, self.width, self.channels)
+        if arr.dtype != np.uint8 or tuple(arr.shape[1:]) != expected:
+            raise ValueError(f"expected uint8 images of shape {expected}, got {arr.dtype} {arr.shape}")
+        self._file.write(np.ascontiguousarray(arr).tobytes())
+        self.count += arr.shape[0]
+
+    def skip(self, name: str, reason: str) -> None:
+        """Record an input that was not used, and why."""
+        self.skipped.append({"input": str(name), "reason": reason})
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        if os.path.exists(self._scratch):
+            os.unlink(self._scratch)
+
+    def close(self, extra: dict[str, Any] | None = None) -> Path:
+        """Finish: write images.npy then manifest.json; returns the folder."""
+        from gankit import __version__
+
+        self._file.close()
+        shape = (self.count, self.height, self.width, self.channels)
+        final = self.out / IMAGES
+        tmp = self.out / f".{IMAGES}.tmp"
+        try:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            if self.count:
+                raw = np.memmap(self._scratch, dtype=np.uint8, mode="r", shape=shape)
+                step = 4096
+                for i in range(0, self.count, step):
+                    arr[i : i + step] = raw[i : i + step]
+                del raw
+            arr.flush()
+            del arr
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            if os.path.exists(self._scratch):
+                os.unlink(self._scratch)
+        manifest = {
+            "count": self.count,
+            "height": self.height,
+            "width": self.width,
+            "channels": self.channels,
+            "source": self.source,
+            "params": self.params,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "gankit_version": __version__,
+            "skipped_count": len(self.skipped),
+            "skipped": self.skipped,
+        }
+        if extra:
+            manifest.update(extra)
+        _atomic_write_text(self.out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        return self.out
+
+
+def write_dataset(
+    out: str | os.PathLike[str],
+    images: np.ndarray,
+    source: str,
+    params: dict[str, Any] | None = None,
+    skipped: list[dict[str, str]] | None = None,
+) -> ImageDataset:
+    """Write a whole (N, H, W, C) uint8 array as a dataset (tests, small sets)."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    with DatasetWriter(Path(out), arr.shape[1], arr.shape[2], arr.shape[3], source, dict(params or {})) as w:
+        w.add(arr)
+        for item in skipped or []:
+            w.skip(item["input"], item["reason"])
+    return load_dataset(out)
+
+
+def iter_batches(ds: ImageDataset, batch: int) -> Iterator[np.ndarray]:
+    """Yield consecutive (B, H, W, C) slices without loading the whole file."""
+    for i in range(0, len(ds), batch):
+        yield np.asarray(ds.images[i : i + batch])

@@ -1,0 +1,17 @@
+"""Errors a user can fix by changing what they typed.
+
+`UsageError` is raised anywhere a flag value or an input is wrong (an unknown
+game, a resolution a model cannot build, a run directory that does not
+exist).  The CLI turns it into ``gankit: error: <message>`` and exit status 2,
+the same status argparse uses for a bad flag, so scripts see one convention.
+The message should start with the flag it is about, e.g. ``--game: ...``.
+"""
+
+
+class UsageError(ValueError):
+    """A bad flag value or input; the CLI prints it and exits with status 2."""
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped on purpose (for example non-finite losses that three
+    roll-backs did not cure); the CLI prints it and exits with status 1."""

@@ -1,0 +1,34 @@
+"""Generators and discriminators, built by name.
+
+``build_models(config, height, width, channels)`` returns ``(G, D)``; every
+generator has ``.latent`` and maps z (B, latent) to images (B, C, H, W) in
+[-1, 1]; every discriminator maps images to logits (B,).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from gankit.errors import UsageError
+from gankit.models.common import plan_resolution
+from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.models.seed import SeedDiscriminator, SeedGenerator
+
+__all__ = ["build_generator", "build_discriminator", "plan_resolution",
+           "SeedGenerator", "SeedDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]
+
+
+def build_generator(model: str, height: int, width: int, channels: int, latent: int, width_g: int) -> nn.Module:
+    if model == "seed":
+        return SeedGenerator(height, width, channels, latent, width_g)
+    if model == "dcgan":
+        return DCGANGenerator(height, width, channels, latent, width_g)
+    raise UsageError(f"--model: unknown model {model!r}")
+
+
+def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce") -> nn.Module:
+    if model == "seed":
+        return SeedDiscriminator(height, width, channels, width_d)
+    if model == "dcgan":
+        # A gradient penalty is per-sample; BatchNorm mixes samples, so drop it there.
+        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if loss == "wgan-gp" else "batch")
+    raise UsageError(f"--model: unknown model {model!r}")

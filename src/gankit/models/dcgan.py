@@ -1,0 +1,65 @@
+"""DCGAN (Radford et al. 2016): transposed-convolution generator, strided
+convolution discriminator, BatchNorm in both, no pooling, no dense layers but
+the ends.  Generalised from the fixed 64x64 recipe to any `plan_resolution`.
+
+The discriminator's BatchNorm is replaced by nothing when ``norm='none'``
+(required by gradient-penalty losses, which treat each sample on its own).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gankit.models.common import channels_at, init_weights, plan_resolution
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64):
+        super().__init__()
+        self.latent, self.height, self.width, self.channels = latent, height, width, channels
+        plan = plan_resolution(height, width)
+        n = plan.doublings
+        c0 = channels_at(base, 0, n - 1)
+        layers: list[nn.Module] = [
+            # (B, latent, 1, 1) -> (B, c0, h0, w0)
+            nn.ConvTranspose2d(latent, c0, (plan.base_h, plan.base_w), 1, 0, bias=False),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(True),
+        ]
+        c_in = c0
+        for level in range(1, n):
+            c_out = channels_at(base, level, n - 1)
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),  # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(True),
+            ]
+            c_in = c_out
+        layers += [nn.ConvTranspose2d(c_in, channels, 4, 2, 1, bias=False), nn.Tanh()]  # -> (B, C, H, W) in [-1, 1]
+        self.net = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch"):
+        super().__init__()
+        plan = plan_resolution(height, width)
+        n = plan.doublings
+        layers: list[nn.Module] = []
+        c_in = channels
+        for level in range(n):
+            c_out = channels_at(base, n - 1 - level, n - 1)
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False))  # (B, c_in, h, w) -> (B, c_out, h/2, w/2)
+            if level > 0 and norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False))  # (B, c, h0, w0) -> (B, 1, 1, 1)
+        self.net = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()  # (B,) logits

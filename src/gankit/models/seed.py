@@ -1,0 +1,65 @@
+"""The Breakout GAN the project grew from.
+
+Generator: z -> Linear -> reshape -> [upsample x2 + 3x3 conv + BN + ReLU] x n
+-> 3x3 conv -> Tanh.  Nearest upsampling + conv avoids the checkerboard of
+transposed convolutions, which matters for thin walls and brick edges.
+Discriminator: [4x4 stride-2 conv + LeakyReLU(0.2)] x n -> flatten -> Linear.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gankit.models.common import channels_at, init_weights, plan_resolution
+
+
+class SeedGenerator(nn.Module):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64):
+        super().__init__()
+        self.latent, self.height, self.width, self.channels = latent, height, width, channels
+        plan = plan_resolution(height, width)
+        n = plan.doublings
+        c0 = channels_at(base, 0, n - 1)
+        self.start = (c0, plan.base_h, plan.base_w)
+        self.fc = nn.Sequential(
+            nn.Linear(latent, c0 * plan.base_h * plan.base_w),  # (B, latent) -> (B, c0*h0*w0)
+            nn.BatchNorm1d(c0 * plan.base_h * plan.base_w),
+            nn.ReLU(inplace=True),
+        )
+        blocks: list[nn.Module] = []
+        c_in = c0
+        for level in range(n):
+            c_out = channels_at(base, level + 1, n - 1) if level < n - 1 else base
+            blocks += [
+                nn.Upsample(scale_factor=2, mode="nearest"),  # (B, c_in, h, w) -> (B, c_in, 2h, 2w)
+                nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False),  # -> (B, c_out, 2h, 2w)
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.to_rgb = nn.Sequential(nn.Conv2d(c_in, channels, 3, 1, 1), nn.Tanh())  # (B, C, H, W) in [-1, 1]
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(z.shape[0], *self.start)  # (B, c0, h0, w0)
+        return self.to_rgb(self.blocks(x))  # (B, C, H, W)
+
+
+class SeedDiscriminator(nn.Module):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64):
+        super().__init__()
+        plan = plan_resolution(height, width)
+        n = plan.doublings
+        layers: list[nn.Module] = []
+        c_in = channels
+        for level in range(n):
+            c_out = channels_at(base, n - 1 - level, n - 1)  # base, 2*base, ... (capped at 8*base)
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]  # (B, c, h, w) -> (B, c_out, h/2, w/2)
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in * plan.base_h * plan.base_w, 1)  # (B, c*h0*w0) -> (B, 1)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)  # (B,) logits

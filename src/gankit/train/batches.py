@@ -1,0 +1,54 @@
+"""Batches straight from the memory-mapped dataset.
+
+No DataLoader: each batch is a gather of rows from the uint8 memory map,
+moved to the device as uint8 (4x fewer bytes than float) and converted there
+to float in [-1, 1].  The epoch order comes from a generator seeded by
+(seed, epoch), so every rank of a torchrun job agrees on it without talking,
+and a resumed run draws the same order again.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gankit.data.dataset import ImageDataset
+
+
+class BatchSource:
+    def __init__(self, dataset: ImageDataset, batch: int, device: torch.device, size: tuple[int, int],
+                 seed: int = 0, rank: int = 0, world: int = 1, channels_last: bool = False):
+        self.dataset, self.batch, self.device, self.size = dataset, batch, device, size
+        self.seed, self.rank, self.world = seed, rank, world
+        self.channels_last = channels_last
+        per_rank = len(dataset) // world
+        self.iters = per_rank // batch  # full batches per epoch on each rank (the last partial one is dropped)
+        if self.iters < 1:
+            raise ValueError(f"dataset of {len(dataset)} images is smaller than one batch of {batch} x {world} ranks")
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """This rank's shard of the epoch's permutation, (iters * batch,) int64."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.dataset), generator=gen)
+        return perm[self.rank :: self.world][: self.iters * self.batch]
+
+    def to_float(self, images_u8: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) uint8 -> (B, C, h, w) float in [-1, 1] at the training size."""
+        x = images_u8.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        if tuple(x.shape[-2:]) != self.size:
+            shrinking = x.shape[-2] >= self.size[0] and x.shape[-1] >= self.size[1]
+            x = F.interpolate(x, size=self.size, mode="area") if shrinking else F.interpolate(
+                x, size=self.size, mode="bilinear", align_corners=False)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def get(self, indices: torch.Tensor) -> torch.Tensor:
+        idx = np.sort(indices.numpy())
+        return self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx])))
+
+    def preview(self, count: int) -> torch.Tensor:
+        """A fixed set of real images (the left half of every sample grid)."""
+        gen = torch.Generator().manual_seed(self.seed + 12345)
+        idx = torch.randperm(len(self.dataset), generator=gen)[: min(count, len(self.dataset))]
+        return self.get(idx)

@@ -1,0 +1,115 @@
+"""Complete, crash-safe checkpoints.
+
+A checkpoint is a plain dict of state_dicts, tensors and numbers (no pickled
+modules), so it loads with ``torch.load(weights_only=True)``: G, D, the EMA
+generator, both optimisers, the gradient scaler, augmentation state, counters,
+every RNG state, the resolved config and the gankit version.
+
+Writing goes to a temporary file in the same folder, is flushed to disk, then
+renamed over the final name: a crash leaves either the old set of checkpoints
+or the new one, never a half-written file.  Older checkpoints are deleted only
+after the new one is in place.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gankit.errors import UsageError
+
+PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
+
+
+def checkpoint_name(images_seen: int) -> str:
+    return f"ckpt-{images_seen:09d}.pt"
+
+
+def atomic_save(obj: Any, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if PATTERN.match(p.name))
+
+
+def save_checkpoint(state: dict[str, Any], folder: Path, images_seen: int, keep: int) -> Path:
+    """Write ``ckpt-<images>.pt`` atomically, then prune to the newest ``keep``."""
+    path = atomic_save(state, Path(folder) / checkpoint_name(images_seen))
+    for old in list_checkpoints(folder)[:-keep]:
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with weights_only=True; any damage becomes an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--checkpoint: no such file {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise UsageError(f"checkpoint {path} is damaged or not a gankit checkpoint: {err}") from None
+    if not isinstance(state, dict) or "G" not in state or "config" not in state:
+        raise UsageError(f"checkpoint {path} is not a gankit checkpoint (no generator/config inside)")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG the training touches, in a weights_only-loadable form."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def all_finite(*modules: torch.nn.Module) -> bool:
+    """True when every parameter and buffer of the modules is finite."""
+    for m in modules:
+        for t in list(m.parameters()) + list(m.buffers()):
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                return False
+    return True

@@ -1,0 +1,127 @@
+"""`gankit train` and `gankit bench`.
+
+Every TrainConfig field is a flag (generated in gankit.config), so the preset,
+the flags and the Python API can never drift apart.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import yaml
+
+from gankit.config import TrainConfig, add_config_flags, config_from_args
+from gankit.errors import UsageError
+
+RESUME_HELP = "continue a run: its directory, a checkpoint file, or 'latest' (newest run under --out)"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from gankit.cli import HelpFormatter
+    from gankit.presets import PRESETS
+
+    p = sub.add_parser("train", help="train a GAN on a dataset", formatter_class=HelpFormatter,
+                       description="Train a GAN. A preset gives starting values; every flag overrides it.\n"
+                                   "Budget: --epochs, --kimg or --minutes (the first reached stops).")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="", help="named starting point")
+    p.add_argument("--resume", default=None, help=RESUME_HELP)
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--benchmark", action="store_true", help="measure steps/s and images/s for this config and exit")
+    add_config_flags(p)
+    p.set_defaults(func=run_train, _parser=p)
+
+    b = sub.add_parser("bench", help="measure training steps/s and images/s for a config", formatter_class=HelpFormatter)
+    b.add_argument("--preset", choices=sorted(PRESETS), default="", help="named starting point")
+    b.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
+    b.add_argument("--iters", type=int, default=20, help="timed iterations")
+    add_config_flags(b)
+    b.set_defaults(func=run_bench, _parser=b)
+
+
+def _resolve_resume(args: argparse.Namespace) -> tuple[TrainConfig, str]:
+    from pathlib import Path
+
+    from gankit.train.rundir import NUMBERED
+
+    target = args.resume
+    if target == "latest":
+        out = Path(args.out or "runs")
+        runs = sorted(p for p in out.iterdir() if NUMBERED.match(p.name)) if out.is_dir() else []
+        if not runs:
+            raise UsageError(f"--resume: no runs under {out}")
+        target = str(runs[-1])
+    path = Path(target)
+    run_dir = path.parent.parent if path.is_file() else path
+    cfg_file = run_dir / "config.yaml"
+    if not cfg_file.is_file():
+        raise UsageError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
+    saved = yaml.safe_load(cfg_file.read_text())
+    cfg = TrainConfig.from_dict(saved)
+    overrides = {k: v for k, v in vars(args).items() if k in cfg.to_dict() and v is not None and k != "preset"}
+    cfg = cfg.replace(**overrides)
+    cfg.validate()
+    return cfg, str(path)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        cfg, resume = _resolve_resume(args)
+    else:
+        cfg, resume = config_from_args(args), None
+    if args.dry_run:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    if args.benchmark:
+        return _bench(cfg, warmup=5, iters=20)
+    from gankit.train.loop import train
+
+    train(cfg, resume=resume)
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    return _bench(config_from_args(args), args.warmup, args.iters)
+
+
+def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
+    """Full training steps (D + G, optimisers included) on real batches."""
+    import tempfile
+
+    import torch
+
+    from gankit.train.loop import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg.replace(out=tmp, name="bench", tensorboard=False))
+        order = trainer.batches.order(1)
+        B = trainer.batches.batch
+        stats = torch.zeros(11, device=trainer.device)
+
+        def step(i: int) -> None:
+            j = i % trainer.batches.iters
+            trainer.train_step(trainer.batches.get(order[j * B:(j + 1) * B]), stats, log_now=False)
+
+        for i in range(warmup):
+            step(i)
+        _sync(trainer.device)
+        t0 = time.perf_counter()
+        for i in range(iters):
+            step(warmup + i)
+        _sync(trainer.device)
+        dt = time.perf_counter() - t0
+    print(f"device: {trainer.device}  precision: {cfg.precision}  model: {cfg.model}  batch: {cfg.batch}")
+    print(f"steps/s: {iters / dt:.2f}")
+    print(f"images/s: {iters * cfg.batch / dt:.1f}")
+    return 0
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use `gankit train`")

@@ -1,0 +1,509 @@
+"""The training loop, readable top to bottom.
+
+One iteration = one discriminator step on one real batch; every
+``critic_steps`` iterations the generator takes a step too.  Progress is
+counted in images seen (``kimg``), periodic work (samples, checkpoints,
+evaluation) happens at epoch ends or every ``--snapshot-kimg``.
+
+Numbers that need the host (losses for the console, accuracies) accumulate
+on the device and are read once per ``--log-every`` iterations: no
+``.item()`` per step, so a GPU never waits on the CPU.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from gankit import __version__
+from gankit.config import TrainConfig, parse_size
+from gankit.data.dataset import load_dataset
+from gankit.errors import TrainingFailed, UsageError
+from gankit.losses import build_loss
+from gankit.models import build_discriminator, build_generator
+from gankit.train import checkpoint as ckpt
+from gankit.train import distributed as dist_util
+from gankit.train.batches import BatchSource
+from gankit.train.ema import EMA
+from gankit.train.rundir import make_run_dir, write_config
+
+MAX_RETRIES = 3  # roll-backs after non-finite values before giving up
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclass
+class Counters:
+    epoch: int = 1  # current epoch, 1-based
+    iter: int = 0  # iterations done in the current epoch
+    step: int = 0  # generator steps
+    d_steps: int = 0  # discriminator steps
+    images_seen: int = 0  # real images shown to D, all ranks together
+    elapsed: float = 0.0  # training seconds before this session (resume)
+    retries: int = 0  # non-finite roll-backs so far
+    next_snapshot_kimg: float = 0.0
+
+
+class Trainer:
+    """Holds models, optimisers and counters; ``run()`` trains to the budget."""
+
+    def __init__(self, config: TrainConfig, resume: str | Path | None = None):
+        self.cfg = config
+        self.dist = dist_util.init()
+        self.rank0 = self.dist.rank == 0
+        self.device = pick_device(config.device) if not self.dist.enabled else self.dist.device
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        if config.precision == "fp16" and self.device.type != "cuda":
+            raise UsageError("--precision: fp16 needs a CUDA device; use bf16 on the CPU")
+        if not config.data:
+            raise UsageError("--data: no dataset given (make one with `gankit data atari ...`)")
+        self.dataset = load_dataset(config.data)
+        H, W = parse_size(config.resolution, "resolution") if config.resolution else (self.dataset.height, self.dataset.width)
+        self.shape = (self.dataset.channels, H, W)
+        self._seed_everything(config.seed + self.dist.rank)
+        self._build()
+        self.counters = Counters()
+        self.fixed_z = torch.randn(config.num_samples, config.latent, generator=torch.Generator().manual_seed(config.seed + 777))
+        self.before_step: Callable[["Trainer"], None] | None = None  # test hook: runs before each iteration
+        if resume:
+            self.run_dir = Path(resume)
+            state = ckpt.load_checkpoint(self._resume_file(self.run_dir), map_location=self.device)
+            self.load_state(state)
+        else:
+            self.run_dir = make_run_dir(config, self.dist)
+        if self.rank0:
+            write_config(self.run_dir, self.cfg, self.shape)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.batches = BatchSource(self.dataset, config.batch // self.dist.world, self.device, (H, W),
+                                   seed=config.seed, rank=self.dist.rank, world=self.dist.world,
+                                   channels_last=config.channels_last)
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    def _build(self) -> None:
+        cfg, (C, H, W) = self.cfg, self.shape
+        self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g).to(self.device)
+        self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss).to(self.device)
+        if cfg.spectral_norm:
+            from gankit.regularize import apply_spectral_norm
+
+            self.D = apply_spectral_norm(self.D)
+        if cfg.channels_last:
+            self.G = self.G.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.G, cfg.ema_kimg)
+        fused = self.device.type == "cuda"
+        adam = dict(betas=(cfg.beta1, cfg.beta2), foreach=not fused, fused=fused or None)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, **adam)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, **adam)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.loss = build_loss(cfg.loss, cfg.label_smoothing)
+        self.ada = None
+        if cfg.ada:
+            from gankit.augment import AdaptiveAugment
+
+            self.ada = AdaptiveAugment(target=cfg.ada_target, speed_kimg=cfg.ada_kimg, batch=cfg.batch)
+        self.G_train, self.D_train = dist_util.wrap(self.G, self.D, self.dist, cfg.sync_bn)
+        if cfg.compile:
+            self.G_train = torch.compile(self.G_train)
+            self.D_train = torch.compile(self.D_train)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+
+    def _resume_file(self, run_dir: Path) -> Path:
+        if run_dir.is_file():
+            return run_dir
+        found = ckpt.latest_checkpoint(run_dir / "checkpoints")
+        if found is None:
+            raise UsageError(f"--resume: no checkpoint in {run_dir}/checkpoints")
+        return found
+
+    # ----------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        return {
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ada": self.ada.state_dict() if self.ada is not None else {},
+            "counters": dict(vars(self.counters)),
+            "rng": ckpt.rng_state(),
+            "fixed_z": self.fixed_z,
+            "config": self.cfg.to_dict(),
+            "shape": list(self.shape),
+            "gankit_version": __version__,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if list(state.get("shape", [])) != list(self.shape):
+            raise UsageError(f"--resume: checkpoint images are {state.get('shape')}, this config makes {list(self.shape)}")
+        try:
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            self.ema.load_state_dict(state["G_ema"])
+        except RuntimeError as err:
+            raise UsageError(f"--resume: checkpoint holds another architecture: {str(err).splitlines()[0]}") from None
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ada is not None and state.get("ada"):
+            self.ada.load_state_dict(state["ada"])
+        self.counters = Counters(**state["counters"])
+        self.fixed_z = state["fixed_z"]
+        if self.dist.world == 1 or state.get("world", 1) == self.dist.world:
+            ckpt.set_rng_state(state["rng"])
+        self._set_lr(self.cfg.lr_g, self.cfg.lr_d)
+
+    def save(self) -> Path | None:
+        if not ckpt.all_finite(self.G, self.D, self.ema.model):
+            raise FloatingPointError("non-finite weights; not writing a checkpoint")
+        path = None
+        if self.rank0:
+            state = self.state()
+            state["world"] = self.dist.world
+            path = ckpt.save_checkpoint(state, self.ckpt_dir, self.counters.images_seen, self.cfg.keep)
+        dist_util.barrier(self.dist)
+        return path
+
+    def _set_lr(self, lr_g: float, lr_d: float) -> None:
+        for group in self.opt_g.param_groups:
+            group["lr"] = lr_g
+        for group in self.opt_d.param_groups:
+            group["lr"] = lr_d
+        self.cfg = self.cfg.replace(lr_g=lr_g, lr_d=lr_d)
+
+    # ------------------------------------------------------------- one step
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.diffaugment_ops:
+            from gankit.augment import diff_augment
+
+            x = diff_augment(x, cfg.diffaugment_ops)
+        if self.ada is not None:
+            x = self.ada(x)
+        if cfg.instance_noise > 0:
+            from gankit.regularize import instance_noise
+
+            x = instance_noise(x, cfg.instance_noise, self.progress())
+        return x
+
+    def progress(self) -> float:
+        """Fraction of the budget done, for annealed schedules (instance noise)."""
+        cfg, c = self.cfg, self.counters
+        fractions = []
+        if cfg.kimg:
+            fractions.append(c.images_seen / (cfg.kimg * 1000))
+        if self.total_epochs:
+            fractions.append(((c.epoch - 1) * self.batches.iters + c.iter) / (self.total_epochs * self.batches.iters))
+        if cfg.minutes:
+            fractions.append(self.elapsed() / (cfg.minutes * 60))
+        return min(1.0, max(fractions)) if fractions else 0.0
+
+    def train_step(self, real: torch.Tensor, stats: torch.Tensor, log_now: bool) -> None:
+        cfg, c, dev = self.cfg, self.counters, self.device.type
+        G, D = self.G_train, self.D_train
+        B = real.shape[0]
+        take_g_step = (c.d_steps + 1) % cfg.critic_steps == 0
+        do_r1 = cfg.r1 > 0 and c.d_steps % cfg.r1_every == 0
+        z = torch.randn(B, cfg.latent, device=self.device)
+        with torch.autocast(dev, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            fake = G(z)
+            # ---- discriminator step
+            real_in = self._augment(real)
+            if do_r1:
+                real_in = real_in.detach().requires_grad_(True)
+            real_logits = D(real_in).float()
+            fake_logits = D(self._augment(fake.detach())).float()
+            loss_d = self.loss.d_loss(real_logits, fake_logits)
+            penalty = self.loss.d_penalty(D, real_in.detach(), fake.detach())
+            if penalty is not None:
+                loss_d = loss_d + penalty
+            if do_r1:
+                from gankit.regularize import r1_penalty
+
+                loss_d = loss_d + r1_penalty(real_logits, real_in) * (cfg.r1 / 2) * cfg.r1_every
+        if self.ada is not None:
+            self.ada.accumulate(real_logits.detach())
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        grad_d = _grad_norm(self.D) if log_now else None
+        self.scaler.step(self.opt_d)
+        self.loss.after_d_step(self.D)
+        c.d_steps += 1
+        stats[0] += loss_d.detach()
+        stats[2] += torch.sigmoid(real_logits.detach()).mean()
+        stats[3] += torch.sigmoid(fake_logits.detach()).mean()
+        stats[5] += (real_logits.detach() > 0).float().mean()
+        stats[6] += (fake_logits.detach() < 0).float().mean()
+        stats[8] += 1
+        # ---- generator step
+        if take_g_step:
+            with torch.autocast(dev, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                if cfg.critic_steps > 1:
+                    fake = G(torch.randn(B, cfg.latent, device=self.device))
+                fake_logits_g = D(self._augment(fake)).float()
+                loss_g = self.loss.g_loss(fake_logits_g)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler.scale(loss_g).backward()
+            grad_g = _grad_norm(self.G) if log_now else None
+            self.scaler.step(self.opt_g)
+            c.step += 1
+            self.ema.update(self.G, B * self.dist.world * cfg.critic_steps)
+            stats[1] += loss_g.detach()
+            stats[4] += torch.sigmoid(fake_logits_g.detach()).mean()
+            stats[9] += 1
+            if log_now and grad_g is not None:
+                stats[10] = grad_g
+        if log_now and grad_d is not None:
+            stats[7] = grad_d
+        self.scaler.update()
+        if self.ada is not None:
+            self.ada.update(B * self.dist.world)
+
+    # ------------------------------------------------------------ the loop
+    def elapsed(self) -> float:
+        return self.counters.elapsed + (time.time() - self._t0)
+
+    @property
+    def total_epochs(self) -> int:
+        cfg = self.cfg
+        if cfg.epochs:
+            return cfg.epochs
+        return 0 if (cfg.kimg or cfg.minutes) else 10
+
+    def budget_done(self) -> bool:
+        cfg, c = self.cfg, self.counters
+        if self.total_epochs and c.epoch > self.total_epochs:
+            return True
+        if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
+            return True
+        if cfg.minutes and self.elapsed() >= cfg.minutes * 60:
+            return True
+        return False
+
+    def run(self) -> Path:
+        from gankit.monitor import RunMonitor
+
+        cfg = self.cfg
+        self._t0 = time.time()
+        resumed = self.counters.images_seen > 0 or self.counters.iter > 0
+        self.monitor = RunMonitor(self.run_dir, cfg, resume=resumed) if self.rank0 else None
+        self.evaluator = self._make_evaluator()
+        self.preview = self.batches.preview(cfg.num_samples)
+        self.log_file = open(self.run_dir / "log.txt", "a") if self.rank0 else None
+        self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
+                  f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
+                  f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
+        if not resumed and self.rank0:
+            self.save()  # a known-good state to roll back to
+        status = "finished"
+        try:
+            while not self.budget_done():
+                try:
+                    self._run_epoch()
+                except FloatingPointError as err:
+                    self._roll_back(str(err))
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except TrainingFailed:
+            status = "failed"
+            raise
+        finally:
+            self.counters.elapsed = self.elapsed()
+            self._t0 = time.time()
+            if status == "finished":
+                self.save()
+            if self.monitor is not None:
+                verdict = self.monitor.close(status)
+                self._say(verdict)
+            if self.log_file is not None:
+                self.log_file.close()
+            dist_util.shutdown(self.dist)
+        self._say(f"samples: {self.run_dir / 'samples'}")
+        self._say(f"run directory: {self.run_dir}")
+        return self.run_dir
+
+    def _run_epoch(self) -> None:
+        cfg, c = self.cfg, self.counters
+        order = self.batches.order(c.epoch)
+        iters, B = self.batches.iters, self.batches.batch
+        stats = torch.zeros(11, device=self.device)
+        bar = _progress(iters, c.iter, f"epoch {c.epoch}", enabled=self.rank0)
+        while c.iter < iters:
+            if self.budget_done():
+                break
+            if self.before_step is not None:
+                self.before_step(self)
+            log_now = (c.iter + 1) % cfg.log_every == 0 or c.iter + 1 == iters
+            real = self.batches.get(order[c.iter * B : (c.iter + 1) * B])
+            self.train_step(real, stats, log_now)
+            c.iter += 1
+            c.images_seen += B * self.dist.world
+            bar.update(1)
+            if log_now:
+                self._log(stats, iters, bar)
+                stats.zero_()
+            if cfg.snapshot_kimg and c.images_seen / 1000 >= c.next_snapshot_kimg:
+                c.next_snapshot_kimg = c.images_seen / 1000 + cfg.snapshot_kimg
+                self._snapshot()
+            if self.evaluator is not None and self.evaluator.due(c.images_seen / 1000):
+                self._evaluate()
+        bar.close()
+        if c.iter >= iters:  # a whole epoch: periodic work, then the next one
+            self._snapshot()
+            c.epoch += 1
+            c.iter = 0
+            if self.monitor is not None:
+                self.monitor.epoch_end(c.epoch - 1)
+            if (c.epoch - 1) % cfg.checkpoint_every == 0:
+                self.save()
+
+    def _log(self, stats: torch.Tensor, iters: int, bar: Any) -> None:
+        cfg, c = self.cfg, self.counters
+        s = stats.tolist()  # the one host sync of the log interval
+        n_d, n_g = max(s[8], 1), max(s[9], 1)
+        record = {
+            "epoch": c.epoch, "epochs": self.total_epochs, "iter": c.iter, "iters": iters,
+            "step": c.step, "images_seen": c.images_seen, "kimg": round(c.images_seen / 1000, 3),
+            "time": round(self.elapsed(), 3),
+            "loss_d": s[0] / n_d, "loss_g": s[1] / n_g, "d_x": s[2] / n_d, "d_g_z1": s[3] / n_d,
+            "d_g_z2": s[4] / n_g, "acc_real": s[5] / n_d, "acc_fake": s[6] / n_d,
+            "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
+            "grad_norm_g": s[10], "grad_norm_d": s[7],
+        }
+        if self.ada is not None:
+            record["ada_p"] = float(self.ada.p)
+        if not all(math.isfinite(v) for v in (record["loss_d"], record["loss_g"])):
+            raise FloatingPointError(f"non-finite loss at step {c.step} (Loss_D {record['loss_d']}, Loss_G {record['loss_g']})")
+        epochs = self.total_epochs or "?"
+        line = (f"[{c.epoch}/{epochs}][{c.iter}/{iters}] Loss_D: {record['loss_d']:.4f} Loss_G: {record['loss_g']:.4f} "
+                f"D(x): {record['d_x']:.4f} D(G(z)): {record['d_g_z1']:.4f} / {record['d_g_z2']:.4f}")
+        if self.rank0:
+            bar.write(line, file=sys.stdout)
+            self.log_file.write(line + "\n")
+            self.log_file.flush()
+            events = self.monitor.log(record)
+            if cfg.auto_remedy:
+                for event in events:
+                    self._apply_remedy(event)
+
+    def _apply_remedy(self, event: Any) -> None:
+        changes = {k: v for k, v in (event.remedy or {}).items() if hasattr(self.cfg, k)}
+        if not changes:
+            return
+        lr_g, lr_d = changes.pop("lr_g", self.cfg.lr_g), changes.pop("lr_d", self.cfg.lr_d)
+        self._set_lr(lr_g, lr_d)
+        if changes:
+            self.cfg = self.cfg.replace(**changes)
+            self.loss = build_loss(self.cfg.loss, self.cfg.label_smoothing)
+        applied = {"lr_g": lr_g, "lr_d": lr_d, **changes}
+        self.monitor.event("remedy_applied", self.counters.step, self.counters.images_seen / 1000,
+                           f"--auto-remedy after {event.kind}: set " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in applied.items()),
+                           remedy=applied, applied=True)
+
+    @torch.no_grad()
+    def _snapshot(self) -> None:
+        if not self.rank0:
+            return
+        G = self.G if self.cfg.no_ema else self.ema.model
+        was_training = G.training
+        G.eval()
+        fake = G(self.fixed_z.to(self.device)).float()
+        G.train(was_training)
+        c = self.counters
+        self.monitor.snapshot(c.epoch, c.images_seen / 1000, self.preview, fake, c.step)
+        self.monitor.check_diversity(fake, self.preview, c.step, c.images_seen / 1000)
+
+    def _make_evaluator(self) -> Any:
+        if not self.cfg.eval_every_kimg or not self.rank0:
+            return None
+        from gankit.metrics.training import TrainingEvaluator
+
+        return TrainingEvaluator(self.cfg, self.dataset, self.device, self.run_dir)
+
+    def _evaluate(self) -> None:
+        c = self.counters
+        G = self.G if self.cfg.no_ema else self.ema.model
+        result = self.evaluator.evaluate(G, c.images_seen / 1000)
+        record = {"kind": "eval", "step": c.step, "kimg": round(c.images_seen / 1000, 3), "time": round(self.elapsed(), 3), **result}
+        self.monitor.log(record)
+        fid = result.get("fid")
+        if fid is not None and math.isfinite(fid) and fid < getattr(self, "_best_fid", math.inf):
+            self._best_fid = fid
+            state = self.state()
+            state["fid"] = fid
+            ckpt.atomic_save(state, self.ckpt_dir / "best.pt")
+
+    def _roll_back(self, reason: str) -> None:
+        c = self.counters
+        c.retries += 1
+        kimg = c.images_seen / 1000
+        if self.monitor is not None:
+            self.monitor.event("non_finite", c.step, kimg, f"non-finite values: {reason}",
+                               "lower the learning rates (--lr-g, --lr-d), use --precision fp32, or add --r1 / --spectral-norm")
+        if c.retries > MAX_RETRIES:
+            raise TrainingFailed(f"non-finite losses or weights persisted after {MAX_RETRIES} roll-backs with lowered "
+                                 f"learning rates ({reason}); last good checkpoint: {ckpt.latest_checkpoint(self.ckpt_dir)}")
+        last = ckpt.latest_checkpoint(self.ckpt_dir)
+        if last is None:
+            raise TrainingFailed(f"non-finite values ({reason}) and no checkpoint to roll back to")
+        retries = c.retries
+        lr_g, lr_d = self.cfg.lr_g * 0.5, self.cfg.lr_d * 0.5
+        self.load_state(ckpt.load_checkpoint(last, map_location=self.device))
+        self.counters.retries = retries
+        self._set_lr(lr_g, lr_d)
+        msg = f"rolled back to {last.name}, learning rates halved to lr_g={lr_g:g} lr_d={lr_d:g} (retry {retries}/{MAX_RETRIES})"
+        self._say("WARNING: " + msg)
+        if self.monitor is not None:
+            self.monitor.event("rollback", self.counters.step, self.counters.images_seen / 1000, msg,
+                               remedy={"lr_g": lr_g, "lr_d": lr_d}, applied=True)
+
+    def _say(self, text: str) -> None:
+        if self.rank0:
+            print(text, flush=True)
+            if getattr(self, "log_file", None) is not None and not self.log_file.closed:
+                self.log_file.write(text + "\n")
+
+
+def _grad_norm(module: nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="it", disable=not enabled, leave=False,
+                file=sys.stderr, dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+
+def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
+    """Train to the config's budget; returns the run directory.
+
+    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file.
+    """
+    return Trainer(config, resume=resume).run()
