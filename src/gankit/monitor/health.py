@@ -1,0 +1,273 @@
+"""The health checks: spot the classic GAN failures from the logged numbers.
+
+GAN losses oscillate while a model improves, so no single record means much;
+every check takes the median over a window of the last few logged records, ignores
+the first records (early training swings wildly and recovers on its own),
+and reports a failure once when it appears, then again only as a reminder
+if it is still there much later (or after it cleared and came back).  A
+healthy run must stay silent: the thresholds were chosen so normal DCGAN
+training does not cross them, and each is a named field below.
+
+The D(x)/D(G(z)) checks read D's output as a probability, which only the bce
+loss defines; for hinge and lsgan the same failures are read from the
+accuracies (sign of the logit), and for wgan/wgan-gp (a critic whose logit
+has no fixed zero) they are skipped.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from gankit.monitor.events import HealthEvent
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass
+class HealthThresholds:
+    window: int = 8              # logged records a condition is judged over (their median)
+    warmup_records: int = 5      # first logged records are ignored (early transients)
+    remind_every: int = 40       # a condition still present is reported again after this many records
+    sat_d_x: float = 0.95        # saturation: mean D(x) above this ...
+    sat_d_g_z: float = 0.05      # ... and mean D(G(z)) before the D step below this ...
+    sat_loss_g: float = 2.5      # ... while the G loss is high (-log 0.08): G gets no useful push
+    sat_acc: float = 0.99        # non-bce saturation: D right on at least this share of real AND fake
+    over_d_g_z: float = 0.9      # G overpowers D: mean D(G(z)) before and after the D step above this
+    over_acc_fake: float = 0.05  # non-bce: D calls nearly every fake real
+    vanish_ratio: float = 0.01   # vanishing: G grad norm below this share of its earlier median
+    history: int = 200           # records kept for that median (bounded memory and time)
+    collapse_ratio: float = 0.25  # mode collapse: fake diversity below this share of the real one, also
+                                  # once both are divided by the images' own contrast (see variety_ratio)
+    collapse_remind: int = 3     # diversity checks between reminders of a lasting collapse
+
+
+class _Latch:
+    """Once-per-episode reporting: fire when a condition appears, remind after
+    `remind` more evaluations if it persists, re-arm after it has been absent
+    for `clear` consecutive evaluations."""
+
+    def __init__(self, remind: int, clear: int) -> None:
+        self.remind, self.clear = max(1, remind), max(1, clear)
+        self.active = False
+        self.since_fire = 0
+        self.absent = 0
+
+    def update(self, holds: bool) -> bool:
+        if not holds:
+            self.absent += 1
+            if self.absent >= self.clear:
+                self.active = False
+            return False
+        self.absent = 0
+        if not self.active:
+            self.active, self.since_fire = True, 0
+            return True
+        self.since_fire += 1
+        if self.since_fire >= self.remind:
+            self.since_fire = 0
+            return True
+        return False
+
+
+def _typical(rows: list[dict], key: str) -> float | None:
+    """Median over the window: a one-record spike neither raises nor clears a condition."""
+    vals = [float(r[key]) for r in rows if key in r]
+    return statistics.median(vals) if vals else None
+
+
+def _fmt_lr(value: float) -> str:
+    return f"{value:.2g}"
+
+
+def contrast(images: "torch.Tensor") -> float:
+    """Mean over the batch of each image's pixel standard deviation (0 = flat images)."""
+    import torch
+
+    x = torch.nan_to_num(images.detach().float().cpu().flatten(1), nan=0.0)
+    return float(x.std(dim=1, unbiased=False).mean()) if x.shape[1] > 1 else 0.0
+
+
+def variety_ratio(fake_div: float, fake_contrast: float, real_div: float, real_contrast: float) -> float:
+    """How varied generated images are compared with real ones, each measured in units of
+    its own contrast: about 1 for faint-but-independent images, near 0 for copies of one image."""
+    eps = 1e-8
+    real = real_div / max(real_contrast, eps)
+    fake = fake_div / max(fake_contrast, eps) if fake_div > eps else 0.0
+    return fake / real if real > 0 else 1.0
+
+
+def diversity(images: "torch.Tensor") -> float:
+    """Mean pairwise distance between the images of a batch, as RMS per pixel (0 = all identical)."""
+    import torch
+
+    x = images.detach().float().cpu().flatten(1)
+    x = torch.nan_to_num(x, nan=0.0)
+    b = x.shape[0]
+    if b < 2:
+        return 0.0
+    d = torch.cdist(x, x) / math.sqrt(x.shape[1])
+    return float(d.sum() / (b * (b - 1)))
+
+
+class HealthChecker:
+    """Turns the stream of metric records into `HealthEvent`s."""
+
+    def __init__(self, loss: str, lr_g: float, lr_d: float, thresholds: HealthThresholds | None = None) -> None:
+        self.t = thresholds or HealthThresholds()
+        self.loss = loss
+        self.lr = {"lr_g": lr_g, "lr_d": lr_d}
+        self.history: list[dict] = []      # finite training records after the warm-up
+        self.seen = 0                      # training records seen, warm-up included
+        self.last_finite = True
+        t = self.t
+        self.latches = {
+            kind: _Latch(t.remind_every, t.window)
+            for kind in ("d_saturation", "g_overpowers_d", "vanishing_g_grad")
+        }
+        self.collapse_latch = _Latch(t.collapse_remind, 1)
+
+    # ------------------------------------------------------------- records
+    def observe(self, record: dict) -> list[HealthEvent]:
+        step, kimg = int(record.get("step", 0)), float(record.get("kimg", 0.0))
+        for key in ("lr_g", "lr_d"):
+            if key in record and math.isfinite(float(record[key])):
+                self.lr[key] = float(record[key])
+        bad = [k for k, v in record.items() if isinstance(v, (int, float)) and not math.isfinite(v)]
+        if bad:
+            events = [] if not self.last_finite else [self._non_finite(step, kimg, bad)]
+            self.last_finite = False
+            return events
+        self.last_finite = True
+        # After a roll-back the loop replays steps: forget the abandoned timeline.
+        while self.history and int(self.history[-1].get("step", 0)) >= step:
+            self.history.pop()
+        self.seen += 1
+        if self.seen <= self.t.warmup_records:
+            return []
+        self.history.append(record)
+        del self.history[:-self.t.history]
+        if len(self.history) < self.t.window:
+            return []
+        window = self.history[-self.t.window:]
+        events = []
+        for kind, check in self._checks().items():
+            event = check(window, step, kimg)
+            if self.latches[kind].update(event is not None) and event is not None:
+                events.append(event)
+        return events
+
+    def _checks(self) -> dict[str, Callable[[list[dict], int, float], HealthEvent | None]]:
+        return {
+            "d_saturation": self._saturation,
+            "g_overpowers_d": self._overpowers,
+            "vanishing_g_grad": self._vanishing,
+        }
+
+    def _non_finite(self, step: int, kimg: float, keys: list[str]) -> HealthEvent:
+        return HealthEvent(
+            "non_finite", step, kimg,
+            message=f"non-finite values (NaN or infinity) in {', '.join(sorted(keys))}: the weights may be ruined.",
+            advice=("gankit rolls back to the last good checkpoint and lowers the learning rates; "
+                    "if it keeps happening, lower --lr-g and --lr-d, use --precision fp32, or add --spectral-norm / --r1 10."),
+        )
+
+    def _saturation(self, window: list[dict], step: int, kimg: float) -> HealthEvent | None:
+        t, lr_d = self.t, self.lr["lr_d"]
+        if self.loss in ("wgan", "wgan-gp"):
+            return None
+        loss_g = _typical(window, "loss_g")
+        if self.loss == "bce":
+            dx, dgz = _typical(window, "d_x"), _typical(window, "d_g_z1")
+            if dx is None or dgz is None or loss_g is None:
+                return None
+            if not (dx > t.sat_d_x and dgz < t.sat_d_g_z and loss_g > t.sat_loss_g):
+                return None
+            seen = f"D(x) was typically {dx:.3f} and D(G(z)) {dgz:.3f} while the generator loss stayed near {loss_g:.2f}"
+        else:
+            ar, af = _typical(window, "acc_real"), _typical(window, "acc_fake")
+            if ar is None or af is None or ar < t.sat_acc or af < t.sat_acc:
+                return None
+            seen = f"D classified {ar:.0%} of real and {af:.0%} of generated images correctly"
+        smoothing = ", --label-smoothing 0.1" if self.loss == "bce" else ""
+        return HealthEvent(
+            "d_saturation", step, kimg,
+            message=(f"the discriminator wins: over the last {len(window)} logs {seen}; "
+                     "the generator gets almost no useful signal and its samples stop improving."),
+            advice=(f"lower the discriminator learning rate (--lr-d {_fmt_lr(lr_d / 2)}), add augmentation "
+                    f"(--diffaugment color,translation or --ada){smoothing}, or try --spectral-norm or --r1 10."),
+            remedy={"lr_d": lr_d / 2},
+        )
+
+    def _overpowers(self, window: list[dict], step: int, kimg: float) -> HealthEvent | None:
+        t, lr_g = self.t, self.lr["lr_g"]
+        if self.loss in ("wgan", "wgan-gp"):
+            return None
+        if self.loss == "bce":
+            z1, z2 = _typical(window, "d_g_z1"), _typical(window, "d_g_z2")
+            if z1 is None or z1 <= t.over_d_g_z or (z2 is not None and z2 <= t.over_d_g_z):
+                return None
+            after = f" and {z2:.3f} after it" if z2 is not None else ""
+            seen = f"D(G(z)) was typically {z1:.3f} before the discriminator's update{after}"
+        else:
+            af = _typical(window, "acc_fake")
+            if af is None or af >= t.over_acc_fake:
+                return None
+            seen = f"D called {1 - af:.0%} of generated images real"
+        return HealthEvent(
+            "g_overpowers_d", step, kimg,
+            message=(f"the discriminator no longer tells generated images from real ones: over the last "
+                     f"{len(window)} logs {seen}. D has broken down (often after a too-large step), "
+                     "so the generator is no longer being taught anything."),
+            advice=(f"lower the generator learning rate (--lr-g {_fmt_lr(lr_g / 2)}), stabilise D with --spectral-norm "
+                    "or --loss hinge, and check the images are scaled to [-1, 1]; if it does not recover, "
+                    "restart from an earlier checkpoint."),
+            remedy={"lr_g": lr_g / 2},
+        )
+
+    def _vanishing(self, window: list[dict], step: int, kimg: float) -> HealthEvent | None:
+        t = self.t
+        earlier = [float(r["grad_norm_g"]) for r in self.history[:-t.window] if "grad_norm_g" in r]
+        now = [float(r["grad_norm_g"]) for r in window if "grad_norm_g" in r]
+        if len(earlier) < t.window or not now:
+            return None
+        reference, current = statistics.median(earlier), statistics.median(now)
+        if reference <= 0 or current >= t.vanish_ratio * reference:
+            return None
+        dx = _typical(window, "d_x")
+        d_wins = dx is not None and dx > 0.9
+        lr_d = self.lr["lr_d"]
+        return HealthEvent(
+            "vanishing_g_grad", step, kimg,
+            message=(f"the generator's gradient norm fell to {current:.2e}, {current / reference:.2%} of its "
+                     f"earlier median {reference:.2e}: the generator has almost stopped learning."),
+            advice=(f"this usually follows a saturated discriminator: lower --lr-d (e.g. {_fmt_lr(lr_d / 2)}), add "
+                    "--diffaugment color,translation, or switch to --loss hinge or wgan-gp."),
+            remedy={"lr_d": lr_d / 2} if d_wins else {},
+        )
+
+    # ------------------------------------------------------------ diversity
+    def diversity_event(self, fake_div: float, real_div: float, step: int, kimg: float,
+                        fake_contrast: float | None = None, real_contrast: float | None = None) -> HealthEvent | None:
+        """Mode collapse: generated images far less varied than real ones, and not merely
+        because they are faint (an untrained generator draws faint but varied images)."""
+        t = self.t
+        ratio = fake_div / real_div if real_div > 0 else 1.0
+        relative = ratio
+        if fake_contrast is not None and real_contrast is not None:
+            relative = variety_ratio(fake_div, fake_contrast, real_div, real_contrast)
+        holds = ratio < t.collapse_ratio and relative < t.collapse_ratio and self.seen > t.warmup_records
+        if not self.collapse_latch.update(holds):
+            return None
+        lr_g = self.lr["lr_g"]
+        return HealthEvent(
+            "mode_collapse", step, kimg,
+            message=(f"the generated images look alike: their mean pairwise distance is {fake_div:.3f}, only "
+                     f"{ratio:.0%} of the real images' {real_div:.3f}; the generator makes the same few images "
+                     "whatever its input."),
+            advice=(f"try --diffaugment color,translation, --spectral-norm, --loss hinge or wgan-gp, --r1 10, "
+                    f"or a lower --lr-g ({_fmt_lr(lr_g / 2)})."),
+            remedy={"lr_g": lr_g / 2},
+        )

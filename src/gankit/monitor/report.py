@@ -1,0 +1,228 @@
+"""The verdict paragraph and report.html, rebuilt from the run directory alone.
+
+`build_outputs` is the single path that turns a run directory's files
+(metrics.jsonl, health.jsonl, samples/, config.yaml) into plots, the GIF,
+the verdict and the report; both `RunMonitor.close` and `gankit report` call
+it, so a report made after the fact is the same as one made at the end.
+
+The page embeds every image as a data URI and carries its own CSS, so it can
+be mailed, archived or opened offline as a single file.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gankit.monitor.events import EVENT_TITLES, PROBLEM_KINDS, HealthEvent, load_events, load_records, train_records
+from gankit.monitor.images import FrameStore
+from gankit.monitor.plots import draw_all
+
+PLOT_ORDER = ("losses", "d_accuracy", "d_outputs", "grad_norms", "diversity", "ada", "quality")
+UNCLOSED = "in progress (or stopped without closing the monitor)"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def _where(ev: HealthEvent) -> str:
+    return f"step {ev.step} ({ev.kimg:.1f} kimg)"
+
+
+def _progress(train: list[dict]) -> str:
+    if not train:
+        return "before its first logged record"
+    last = train[-1]
+    parts = []
+    if "epoch" in last:
+        parts.append(f"epoch {int(last['epoch'])}")
+    parts.append(f"{float(last.get('kimg', 0)):.1f} kimg ({int(last.get('step', 0))} generator steps)")
+    text = ", ".join(parts)
+    if "time" in last:
+        text += f" in {_duration(float(last['time']))}"
+    return text
+
+
+def _end_state(train: list[dict]) -> str:
+    tail = train[-5:]
+
+    def avg(key: str) -> float | None:
+        vals = [float(r[key]) for r in tail if key in r]
+        return sum(vals) / len(vals) if vals else None
+
+    ar, af, dx, dgz = avg("acc_real"), avg("acc_fake"), avg("d_x"), avg("d_g_z1")
+    bits = []
+    if ar is not None and af is not None:
+        bits.append(f"the discriminator was right on {ar:.0%} of real and {af:.0%} of generated images")
+    if dx is not None and dgz is not None:
+        bits.append(f"D(x) {dx:.2f}, D(G(z)) {dgz:.2f}")
+    return "At the end " + "; ".join(bits) + "." if bits else ""
+
+
+def verdict(records: list[dict], events: list[HealthEvent], status: str) -> str:
+    """One paragraph: healthy, or which failures happened, when, and what was done about them."""
+    train = train_records(records)
+    ending = f"The run {status} at {_progress(train)}." if status in ("finished", "failed", "stopped", "interrupted") \
+        else f"The run is {status}; it reached {_progress(train)}."
+    evals = [r for r in records if r.get("kind") == "eval" and "fid" in r]
+    quality = f" Last FID: {float(evals[-1]['fid']):.2f}." if evals else ""
+    by_kind: OrderedDict[str, list[HealthEvent]] = OrderedDict()
+    for kind in PROBLEM_KINDS:
+        found = [e for e in events if e.kind == kind]
+        if found:
+            by_kind[kind] = found
+    if not by_kind:
+        head = "Healthy: no failure was detected." if status != "failed" else \
+            "No known failure pattern was detected, but the run did not complete."
+        return " ".join(x for x in (head, ending, _end_state(train) + quality) if x.strip())
+    problems = []
+    for kind, found in by_kind.items():
+        text = f"{EVENT_TITLES[kind]} at {_where(found[0])}"
+        if len(found) > 1:
+            text += f", reported {len(found)} times up to step {found[-1].step}"
+        problems.append(text)
+    actions = []
+    rollbacks = [e for e in events if e.kind == "rollback"]
+    if rollbacks:
+        actions.append(f"rolled back to a good checkpoint {len(rollbacks)} time(s)")
+    for e in events:
+        if e.applied and e.remedy:
+            changes = ", ".join(f"{k} to {v:.3g}" for k, v in e.remedy.items())
+            actions.append(f"set {changes} at step {e.step}")
+    done = (" What was done: " + "; ".join(actions) + ".") if actions else \
+        " No remedy was applied (run with --auto-remedy to let gankit apply its advice)."
+    first_advice = next((e.advice for e in by_kind[next(iter(by_kind))] if e.advice), "")
+    advice = f" Advice: {first_advice}" if first_advice else ""
+    return (f"Problems detected: {'; '.join(problems)}.{done} {ending}{quality}{advice}").strip()
+
+
+# ------------------------------------------------------------------- HTML
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1d232b}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{margin:0 0 4px;font-size:26px} h2{margin:28px 0 10px;font-size:19px;border-bottom:1px solid #d4d8de;padding-bottom:4px}
+.sub{color:#5b6573;margin:0 0 16px}
+.verdict{padding:14px 18px;border-radius:8px;font-size:15px;line-height:1.5}
+.ok{background:#e5f5e9;border-left:6px solid #2f9a4b} .bad{background:#fdecea;border-left:6px solid #c8372d}
+img{max-width:100%;height:auto;border-radius:4px;background:#181818}
+.pixel{image-rendering:pixelated}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:14px}
+figure{margin:0;background:#fff;padding:8px;border-radius:6px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+figcaption{font-size:13px;color:#5b6573;margin-top:4px}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
+th,td{border:1px solid #dde1e6;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#eef0f3} tr.problem td:first-child{color:#b3261e;font-weight:600}
+tr.action td:first-child{color:#1f5fa8;font-weight:600}
+.cfg{columns:2;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.cfg div{break-inside:avoid}
+.muted{color:#5b6573}
+"""
+
+
+def data_uri(path: Path) -> str:
+    mime = {".png": "image/png", ".gif": "image/gif"}[path.suffix.lower()]
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _img(path: Path, alt: str, pixel: bool = False) -> str:
+    cls = ' class="pixel"' if pixel else ""
+    return f'<img{cls} alt="{html.escape(alt)}" src="{data_uri(path)}">'
+
+
+def render_html(run_dir: Path, verdict_text: str, status: str, events: list[HealthEvent]) -> str:
+    esc = html.escape
+    problem = any(e.kind in PROBLEM_KINDS for e in events) or status == "failed"
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+             f"<title>gankit report: {esc(run_dir.name)}</title><style>{CSS}</style></head><body><main>",
+             f"<h1>gankit run {esc(run_dir.name)}</h1><p class=\"sub\">status: {esc(status)}</p>",
+             f'<div class="verdict {"bad" if problem else "ok"}" id="verdict">{esc(verdict_text)}</div>']
+    samples = sorted((run_dir / "samples").glob("epoch_*.png"))
+    samples = [p for p in samples if not p.name.endswith(".tmp.png")]
+    gif = run_dir / "progress.gif"
+    parts.append("<h2>Real vs generated</h2>")
+    if samples:
+        parts.append(f"<figure>{_img(samples[-1], 'real vs generated', pixel=True)}"
+                     f"<figcaption>{esc(samples[-1].name)}: real images on the left, generated from fixed latents on the right"
+                     "</figcaption></figure>")
+    else:
+        parts.append('<p class="muted">No sample grid yet.</p>')
+    if gif.exists():
+        parts.append(f"<h2>Progress</h2><figure>{_img(gif, 'progress animation', pixel=True)}"
+                     "<figcaption>the same latents after each snapshot</figcaption></figure>")
+    plots = [run_dir / "plots" / f"{name}.png" for name in PLOT_ORDER]
+    plots = [p for p in plots if p.exists()]
+    parts.append("<h2>Training curves</h2>")
+    if plots:
+        parts.append('<div class="grid">' + "".join(
+            f"<figure>{_img(p, p.stem)}<figcaption>{esc(p.name)}</figcaption></figure>" for p in plots) + "</div>")
+    else:
+        parts.append('<p class="muted">No metrics logged yet.</p>')
+    parts.append("<h2>Health timeline</h2>")
+    if events:
+        rows = []
+        for e in events:
+            cls = "problem" if e.kind in PROBLEM_KINDS else "action"
+            remedy = ", ".join(f"{k}={v:.3g}" for k, v in e.remedy.items())
+            if remedy:
+                remedy += " (applied)" if e.applied else " (suggested)"
+            rows.append(f'<tr class="{cls}"><td>{esc(e.title)}</td><td>{e.step}</td><td>{e.kimg:.1f}</td>'
+                        f"<td>{esc(e.message)}</td><td>{esc(e.advice)}</td><td>{esc(remedy)}</td></tr>")
+        parts.append("<table><tr><th>event</th><th>step</th><th>kimg</th><th>what happened</th>"
+                     "<th>what to try</th><th>remedy</th></tr>" + "".join(rows) + "</table>")
+    else:
+        parts.append('<p class="muted">No health events: nothing went wrong that the monitor can see.</p>')
+    cfg = _config(run_dir)
+    parts.append("<h2>Configuration</h2>")
+    if cfg:
+        parts.append('<div class="cfg">' + "".join(
+            f"<div><b>{esc(str(k))}</b>: {esc(json.dumps(v) if not isinstance(v, str) else v)}</div>"
+            for k, v in cfg.items()) + "</div>")
+    else:
+        parts.append('<p class="muted">config.yaml not found in the run directory.</p>')
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
+def build_outputs(run_dir: Path, status: str | None = None) -> str:
+    """Redraw plots and GIF, write report.html and summary.json; return the verdict.
+
+    ``status`` None keeps the one recorded by the last close (or says the run
+    has not closed)."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if status is None:
+        try:
+            status = str(json.loads(summary_path.read_text(encoding="utf-8")).get("status") or UNCLOSED)
+        except (OSError, json.JSONDecodeError):
+            status = UNCLOSED
+    records = load_records(run_dir / "metrics.jsonl")
+    events = load_events(run_dir / "health.jsonl")
+    draw_all(records, run_dir / "plots")
+    FrameStore(run_dir / "samples" / "frames").write_gif(run_dir / "progress.gif")
+    text = verdict(records, events, status)
+    page = run_dir / "report.html"
+    tmp = page.with_name("report.html.tmp")
+    tmp.write_text(render_html(run_dir, text, status, events), encoding="utf-8")
+    tmp.replace(page)
+    summary_path.write_text(json.dumps({"status": status, "verdict": text}, indent=2), encoding="utf-8")
+    return text
