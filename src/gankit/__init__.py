@@ -23,9 +23,9 @@ def __getattr__(name: str) -> Any:
     # Imported lazily so that `gankit --help` and `gankit data ...` do not pay
     # for importing torch and the models.
     if name == "train":
-        from gankit.train.loop import train
+        import gankit.train  # a callable package: gankit.train(config)
 
-        return train
+        return gankit.train
     if name == "load_generator":
         from gankit.sample import load_generator
 

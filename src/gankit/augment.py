@@ -29,10 +29,9 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
+from gankit.config import ADA_OPS, DIFFAUGMENT_OPS  # one list for the CLI check and the code
 from gankit.errors import UsageError
 
-DIFFAUGMENT_OPS = ("color", "translation", "cutout")
-ADA_OPS = ("flip", "translation", "color", "cutout")
 TRANSLATION_RATIO = 1 / 8  # largest shift, as a fraction of each side
 CUTOUT_RATIO = 1 / 2  # side of the erased rectangle, as a fraction of each side
 

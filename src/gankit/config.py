@@ -20,6 +20,7 @@ MODELS = ("seed", "dcgan")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+ADA_OPS = ("flip", "translation", "color", "cutout")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -56,6 +57,7 @@ class TrainConfig:
     ada: bool = _f(False, "adaptive augmentation probability driven by D's overfitting signal")
     ada_target: float = _f(0.6, "ADA target for r_t = E[sign(D(x_real))]")
     ada_kimg: float = _f(100.0, "images (thousands) for ADA's p to move from 0 to 1")
+    ada_ops: str = _f("flip,translation,color", "operations ADA applies with probability p (flip,translation,color,cutout)")
     r1: float = _f(0.0, "R1 gradient penalty weight gamma on real images (0 disables)")
     r1_every: int = _f(16, "lazy regularisation: apply R1 every k D steps")
     spectral_norm: bool = _f(False, "spectral normalisation on every D weight")
@@ -159,6 +161,9 @@ class TrainConfig:
         for op in self.diffaugment_ops:
             if op not in DIFFAUGMENT_OPS:
                 bad("diffaugment", f"unknown op {op!r}; choose from {', '.join(DIFFAUGMENT_OPS)}")
+        for op in [o.strip() for o in self.ada_ops.split(",") if o.strip()]:
+            if op not in ADA_OPS:
+                bad("ada_ops", f"unknown op {op!r}; choose from {', '.join(ADA_OPS)}")
         if self.label_smoothing and self.loss != "bce":
             bad("label_smoothing", f"applies to the bce loss only, not {self.loss}")
         if self.loss == "wgan" and self.spectral_norm:
@@ -168,7 +173,9 @@ class TrainConfig:
         if self.extractor not in ("dataset", "inception"):
             bad("extractor", f"must be dataset or inception, got {self.extractor!r}")
         if self.resolution:
-            parse_size(self.resolution, "resolution")
+            from gankit.models.common import plan_resolution
+
+            plan_resolution(*parse_size(self.resolution, "resolution"))
 
 
 def parse_size(text: str, flag: str = "size") -> tuple[int, int]:

@@ -91,9 +91,10 @@ def load_dataset(path: str | os.PathLike[str]) -> ImageDataset:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # not mkstemp: its 0600 mode would make the manifest unreadable to others
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "x") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -167,6 +168,8 @@ class DatasetWriter:
         """Finish: write images.npy then manifest.json; returns the folder."""
         from gankit import __version__
 
+        if self._file.closed and not os.path.exists(self._scratch):
+            return self.out  # already closed (e.g. close(extra=...) inside a with block)
         self._file.close()
         shape = (self.count, self.height, self.width, self.channels)
         final = self.out / IMAGES

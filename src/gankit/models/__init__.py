@@ -25,10 +25,13 @@ def build_generator(model: str, height: int, width: int, channels: int, latent: 
     raise UsageError(f"--model: unknown model {model!r}")
 
 
-def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce") -> nn.Module:
+def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce",
+                        spectral_norm: bool = False) -> nn.Module:
     if model == "seed":
         return SeedDiscriminator(height, width, channels, width_d)
     if model == "dcgan":
-        # A gradient penalty is per-sample; BatchNorm mixes samples, so drop it there.
-        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if loss == "wgan-gp" else "batch")
+        # A gradient penalty is per-sample and BatchNorm mixes samples; spectral
+        # norm already conditions D (SNGAN uses no BN): drop BN in both cases.
+        plain = loss == "wgan-gp" or spectral_norm
+        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if plain else "batch")
     raise UsageError(f"--model: unknown model {model!r}")

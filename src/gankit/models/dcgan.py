@@ -35,7 +35,9 @@ class DCGANGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             c_in = c_out
-        layers += [nn.ConvTranspose2d(c_in, channels, 4, 2, 1, bias=False), nn.Tanh()]  # -> (B, C, H, W) in [-1, 1]
+        # The output layer keeps a bias (the 2016 recipe has none): a flat
+        # background such as Atari's black is then one number to learn.
+        layers += [nn.ConvTranspose2d(c_in, channels, 4, 2, 1), nn.Tanh()]  # -> (B, C, H, W) in [-1, 1]
         self.net = nn.Sequential(*layers)
         init_weights(self)
 

@@ -2,9 +2,34 @@
 
 ``init()`` reads the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK):
 without it, training is a single process and nothing here does anything.
-Rank 0 alone writes logs, samples and checkpoints; every rank trains on its
-own shard of each epoch with ``batch / world`` images, so the global batch,
-learning rates and images-seen counters mean the same at any world size.
+
+What stays the same at any number of ranks (so a config means one thing):
+
+- ``--batch`` is the GLOBAL batch: each rank trains on ``batch / world``
+  images of its own shard of every epoch; DDP averages the gradients, so
+  the update equals a one-process step on the whole batch and the learning
+  rates need no scaling.
+- ``images_seen`` (kimg) counts the images of all ranks together.
+- The latent vectors z of a step are drawn for the global batch from one
+  generator every rank seeds alike; rank r keeps its slice.  With BatchNorm
+  synchronised (``--sync-bn``) or absent, a run on N ranks therefore computes
+  the same steps as a run on one (up to float rounding).
+
+Rank 0 alone writes logs, samples and checkpoints; a checkpoint holds the
+plain (unwrapped) modules, so it resumes on any number of ranks.
+
+DDP details that matter for a GAN: D is called several times before one
+backward (real, fake, and a gradient penalty), which DDP allows; the
+generator step calls the plain D module with its parameters frozen, so D's
+unused gradients are neither computed nor all-reduced.  Buffers are not
+broadcast (``broadcast_buffers=False``): BatchNorm running statistics are
+only read at evaluation, they are synchronised with ``--sync-bn`` and
+otherwise each rank's own estimate (rank 0's is saved).
+
+``--sync-bn`` uses ``torch.nn.SyncBatchNorm`` on GPUs.  That layer refuses
+CPU tensors, so on the gloo backend BatchNorm layers become
+:class:`CPUSyncBatchNorm`, which all-reduces per-channel sums with torch's
+differentiable collective; both keep BatchNorm's state_dict keys.
 """
 from __future__ import annotations
 
@@ -15,6 +40,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 @dataclass
@@ -24,30 +50,124 @@ class DistInfo:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    control: Any = None  # a gloo group for small host-side agreements (None: the default group)
 
 
-def init() -> DistInfo:
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 1:
+def init(device: str = "auto") -> DistInfo:
+    """Join the torchrun job if there is one: NCCL on GPUs, gloo on CPUs.
+
+    ``device`` is the ``--device`` flag: ``cpu`` forces gloo on a GPU machine.
+    """
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistInfo()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+    if device != "cpu" and torch.cuda.is_available():
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
         backend = "nccl"
     else:
-        device = torch.device("cpu")
+        dev = torch.device("cpu")
         backend = "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    return DistInfo(True, rank, world, local_rank, device)
+    # NCCL only moves device tensors; decisions such as "time is up" travel
+    # on a gloo group so they never make the GPU wait.
+    control = dist.new_group(backend="gloo") if backend == "nccl" else None
+    return DistInfo(True, rank, world, local_rank, dev, control)
+
+
+class CPUSyncBatchNorm(_BatchNorm):
+    """BatchNorm whose batch statistics cover every rank's batch (gloo/CPU).
+
+    Per-channel sums of x and x^2 and the count go through one differentiable
+    all-reduce, so the backward pass also sums the statistics' gradients over
+    ranks, as ``torch.nn.SyncBatchNorm`` does on GPUs.  Outside training or
+    without a process group it is plain BatchNorm.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        C = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        xf = x.float()
+        count = torch.full((1,), x.numel() // C, dtype=torch.float32, device=x.device)
+        sums = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))  # (2C + 1,)
+        n = sums[-1]
+        mean = sums[:C] / n
+        var = (sums[C : 2 * C] / n - mean * mean).clamp_min(0.0)  # biased, as BatchNorm normalises
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * n / (n - 1).clamp_min(1.0), m)
+        shape = [1, C] + [1] * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """BatchNorm layers -> synchronised ones, keeping the same parameter and
+    buffer tensors (optimisers and the EMA keep pointing at them)."""
+    if device.type != "cpu":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, _BatchNorm) and not isinstance(module, (CPUSyncBatchNorm, nn.SyncBatchNorm)):
+        new = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats)
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        new.running_mean, new.running_var = module.running_mean, module.running_var
+        new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, device))
+    return module
 
 
 def wrap(G: nn.Module, D: nn.Module, info: DistInfo, sync_bn: bool) -> tuple[nn.Module, nn.Module]:
-    """The modules the training step calls: DDP-wrapped under torchrun."""
+    """The modules the training step calls: DDP-wrapped under torchrun.
+
+    ``G`` and ``D`` stay the plain modules (checkpoints, EMA, sampling); with
+    ``sync_bn`` their BatchNorm layers are converted in place.
+    """
     if not info.enabled:
         return G, D
-    raise NotImplementedError("DDP wrapping is being written")
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if sync_bn:
+        convert_sync_batchnorm(G, info.device)
+        convert_sync_batchnorm(D, info.device)
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    options = dict(device_ids=ids, broadcast_buffers=False, gradient_as_bucket_view=True)
+    return DDP(G, **options), DDP(D, **options)
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is true on at least one (a collective)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=info.control)
+    return bool(t.item())
+
+
+def all_reduce_mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Average ``tensor`` over ranks in place (the logged statistics)."""
+    if info.enabled:
+        dist.all_reduce(tensor)
+        tensor.div_(info.world)
+    return tensor
 
 
 def barrier(info: DistInfo) -> None:
@@ -56,8 +176,11 @@ def barrier(info: DistInfo) -> None:
 
 
 def broadcast_object(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's ``obj`` on every rank (unchanged without torchrun)."""
+    if not info.enabled:
+        return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=info.control)
     return box[0]
 
 

@@ -63,11 +63,14 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: str | Path | None = None):
         self.cfg = config
-        self.dist = dist_util.init()
+        self.dist = dist_util.init(config.device)
         self.rank0 = self.dist.rank == 0
         self.device = pick_device(config.device) if not self.dist.enabled else self.dist.device
         if config.threads:
             torch.set_num_threads(config.threads)
+        # Subnormal floats make x86 CPUs 10x slower per operation; GAN weights
+        # and Adam moments drift into that range within an epoch.
+        torch.set_flush_denormal(True)
         if config.precision == "fp16" and self.device.type != "cuda":
             raise UsageError("--precision: fp16 needs a CUDA device; use bf16 on the CPU")
         if not config.data:
@@ -79,10 +82,15 @@ class Trainer:
         self._build()
         self.counters = Counters()
         self.fixed_z = torch.randn(config.num_samples, config.latent, generator=torch.Generator().manual_seed(config.seed + 777))
+        # z for training comes from its own stream, seeded alike on every rank and drawn for
+        # the global batch (see _sample_z): N ranks then compute what one process would.
+        self.z_gen = torch.Generator(device=self.device).manual_seed(config.seed + 555)
         self.before_step: Callable[["Trainer"], None] | None = None  # test hook: runs before each iteration
+        self.resumed = resume is not None
         if resume:
-            self.run_dir = Path(resume)
-            state = ckpt.load_checkpoint(self._resume_file(self.run_dir), map_location=self.device)
+            resume = Path(resume)
+            self.run_dir = resume.parent.parent if resume.is_file() else resume  # run/checkpoints/ckpt-*.pt
+            state = ckpt.load_checkpoint(self._resume_file(resume), map_location=self.device)
             self.load_state(state)
         else:
             self.run_dir = make_run_dir(config, self.dist)
@@ -103,7 +111,7 @@ class Trainer:
     def _build(self) -> None:
         cfg, (C, H, W) = self.cfg, self.shape
         self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g).to(self.device)
-        self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss).to(self.device)
+        self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm).to(self.device)
         if cfg.spectral_norm:
             from gankit.regularize import apply_spectral_norm
 
@@ -122,11 +130,16 @@ class Trainer:
         if cfg.ada:
             from gankit.augment import AdaptiveAugment
 
-            self.ada = AdaptiveAugment(target=cfg.ada_target, speed_kimg=cfg.ada_kimg, batch=cfg.batch)
+            self.ada = AdaptiveAugment(target=cfg.ada_target, speed_kimg=cfg.ada_kimg, batch=cfg.batch,
+                                       ops=tuple(o.strip() for o in cfg.ada_ops.split(",") if o.strip()))
         self.G_train, self.D_train = dist_util.wrap(self.G, self.D, self.dist, cfg.sync_bn)
+        # The G step needs D only as a function of its input: it calls the plain module
+        # with frozen parameters, so D's gradients are neither computed nor all-reduced.
+        self.D_g = self.D
         if cfg.compile:
+            self.D_g = torch.compile(self.D)
             self.G_train = torch.compile(self.G_train)
-            self.D_train = torch.compile(self.D_train)
+            self.D_train = self.D_g if self.D_train is self.D else torch.compile(self.D_train)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
 
     def _resume_file(self, run_dir: Path) -> Path:
@@ -149,6 +162,7 @@ class Trainer:
             "ada": self.ada.state_dict() if self.ada is not None else {},
             "counters": dict(vars(self.counters)),
             "rng": ckpt.rng_state(),
+            "z_rng": self.z_gen.get_state(),
             "fixed_z": self.fixed_z,
             "config": self.cfg.to_dict(),
             "shape": list(self.shape),
@@ -171,8 +185,12 @@ class Trainer:
             self.ada.load_state_dict(state["ada"])
         self.counters = Counters(**state["counters"])
         self.fixed_z = state["fixed_z"]
-        if self.dist.world == 1 or state.get("world", 1) == self.dist.world:
+        if self.dist.world == 1 and state.get("world", 1) == 1:
             ckpt.set_rng_state(state["rng"])
+        else:  # rank 0's RNG state alone was saved: give every rank its own stream again
+            self._seed_everything(self.cfg.seed + self.dist.rank + 1009 * self.counters.d_steps)
+        if "z_rng" in state:
+            self.z_gen.set_state(state["z_rng"])
         self._set_lr(self.cfg.lr_g, self.cfg.lr_d)
 
     def save(self) -> Path | None:
@@ -220,15 +238,22 @@ class Trainer:
             fractions.append(self.elapsed() / (cfg.minutes * 60))
         return min(1.0, max(fractions)) if fractions else 0.0
 
+    def _sample_z(self, batch: int) -> torch.Tensor:
+        """This rank's (batch, latent) slice of the global batch's z."""
+        world, rank = self.dist.world, self.dist.rank
+        z = torch.randn(batch * world, self.cfg.latent, generator=self.z_gen, device=self.device)
+        return z[rank * batch : (rank + 1) * batch]
+
     def train_step(self, real: torch.Tensor, stats: torch.Tensor, log_now: bool) -> None:
         cfg, c, dev = self.cfg, self.counters, self.device.type
         G, D = self.G_train, self.D_train
         B = real.shape[0]
         take_g_step = (c.d_steps + 1) % cfg.critic_steps == 0
         do_r1 = cfg.r1 > 0 and c.d_steps % cfg.r1_every == 0
-        z = torch.randn(B, cfg.latent, device=self.device)
+        reuse_fake = take_g_step and cfg.critic_steps == 1  # the G step backpropagates through this fake
         with torch.autocast(dev, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            fake = G(z)
+            with torch.set_grad_enabled(reuse_fake):
+                fake = G(self._sample_z(B))
             # ---- discriminator step
             real_in = self._augment(real)
             if do_r1:
@@ -260,9 +285,11 @@ class Trainer:
         # ---- generator step
         if take_g_step:
             with torch.autocast(dev, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                if cfg.critic_steps > 1:
-                    fake = G(torch.randn(B, cfg.latent, device=self.device))
-                fake_logits_g = D(self._augment(fake)).float()
+                if not reuse_fake:
+                    fake = G(self._sample_z(B))
+                self.D.requires_grad_(False)
+                fake_logits_g = self.D_g(self._augment(fake)).float()
+                self.D.requires_grad_(True)
                 loss_g = self.loss.g_loss(fake_logits_g)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss_g).backward()
@@ -298,8 +325,9 @@ class Trainer:
             return True
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
             return True
-        if cfg.minutes and self.elapsed() >= cfg.minutes * 60:
-            return True
+        if cfg.minutes:
+            # Every rank must stop at the same iteration: rank clocks differ slightly.
+            return dist_util.any_rank(self.elapsed() >= cfg.minutes * 60, self.dist)
         return False
 
     def run(self) -> Path:
@@ -307,7 +335,7 @@ class Trainer:
 
         cfg = self.cfg
         self._t0 = time.time()
-        resumed = self.counters.images_seen > 0 or self.counters.iter > 0
+        resumed = self.resumed
         self.monitor = RunMonitor(self.run_dir, cfg, resume=resumed) if self.rank0 else None
         self.evaluator = self._make_evaluator()
         self.preview = self.batches.preview(cfg.num_samples)
@@ -371,6 +399,8 @@ class Trainer:
             if self.evaluator is not None and self.evaluator.due(c.images_seen / 1000):
                 self._evaluate()
         bar.close()
+        if stats[8] > 0:  # the budget ended between two log lines: log the rest
+            self._log(stats, iters, bar)
         if c.iter >= iters:  # a whole epoch: periodic work, then the next one
             self._snapshot()
             c.epoch += 1
@@ -382,6 +412,7 @@ class Trainer:
 
     def _log(self, stats: torch.Tensor, iters: int, bar: Any) -> None:
         cfg, c = self.cfg, self.counters
+        dist_util.all_reduce_mean(stats, self.dist)  # every rank logs (and judges) the same numbers
         s = stats.tolist()  # the one host sync of the log interval
         n_d, n_g = max(s[8], 1), max(s[9], 1)
         record = {
@@ -395,6 +426,7 @@ class Trainer:
         }
         if self.ada is not None:
             record["ada_p"] = float(self.ada.p)
+            record["ada_rt"] = float(self.ada.r_t)
         if not all(math.isfinite(v) for v in (record["loss_d"], record["loss_g"])):
             raise FloatingPointError(f"non-finite loss at step {c.step} (Loss_D {record['loss_d']}, Loss_G {record['loss_g']})")
         epochs = self.total_epochs or "?"
@@ -405,9 +437,9 @@ class Trainer:
             self.log_file.write(line + "\n")
             self.log_file.flush()
             events = self.monitor.log(record)
-            if cfg.auto_remedy:
-                for event in events:
-                    self._apply_remedy(event)
+        if cfg.auto_remedy:
+            for event in dist_util.broadcast_object(events if self.rank0 else [], self.dist):
+                self._apply_remedy(event)
 
     def _apply_remedy(self, event: Any) -> None:
         changes = {k: v for k, v in (event.remedy or {}).items() if hasattr(self.cfg, k)}
@@ -419,6 +451,8 @@ class Trainer:
             self.cfg = self.cfg.replace(**changes)
             self.loss = build_loss(self.cfg.loss, self.cfg.label_smoothing)
         applied = {"lr_g": lr_g, "lr_d": lr_d, **changes}
+        if self.monitor is None:
+            return
         self.monitor.event("remedy_applied", self.counters.step, self.counters.images_seen / 1000,
                            f"--auto-remedy after {event.kind}: set " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in applied.items()),
                            remedy=applied, applied=True)

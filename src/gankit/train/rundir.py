@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from gankit.config import TrainConfig
+from gankit.errors import UsageError
 
 NUMBERED = re.compile(r"^(\d{5})-")
 
@@ -26,7 +27,11 @@ def make_run_dir(config: TrainConfig, dist: Any = None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         if not name:
             name = next_run_name(out, config.preset or config.model)
-        (out / name).mkdir(parents=True, exist_ok=True)
+        run = out / name
+        if run.is_dir() and any(run.iterdir()):
+            raise UsageError(f"--name: run directory {run} already holds a run; continue it with --resume {run} "
+                             "or pick another name")
+        run.mkdir(parents=True, exist_ok=True)
     if dist is not None and dist.enabled:
         from gankit.train.distributed import broadcast_object
 

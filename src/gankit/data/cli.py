@@ -1,0 +1,206 @@
+"""`gankit data`: make datasets (atari, folder, fetch) and look at them (show).
+
+Flags are declared here and nothing else: each subcommand calls the Python
+function of the same job (`collect_atari`, `import_folder`, `fetch_csv`,
+`show_dataset`), so the CLI and the API cannot drift apart.  Value checks live
+in argparse ``type=`` callables so a bad value exits 2 naming its flag before
+any work starts; checks that need the emulator (the game name) raise
+`UsageError`, which `gankit.cli.main` also turns into exit status 2.
+
+The heavy modules (gymnasium, urllib, tqdm) are imported only when a
+subcommand runs, so ``gankit --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from gankit.errors import UsageError
+
+DATA_HELP = """Make a dataset (a folder with images.npy + manifest.json) and look at it.
+
+  gankit data atari --game Breakout --frames 20000 --size 64 --out data/breakout
+  gankit data folder SRC --size 64 --out data/cards
+  gankit data fetch cards.csv --column image_url --out data/cards-raw --to-dataset
+  gankit data show data/breakout --out preview.png
+"""
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Turn a parser raising UsageError into an argparse type (exit 2 + flag)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err).split(": ", 1)[-1]) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _number(kind: type, low: float, inclusive: bool = True) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if value < low or (not inclusive and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, got {text!r}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _size(text: str) -> tuple[int, int]:
+    from gankit.data.imageops import parse_size
+
+    return parse_size(text)
+
+
+def _crop(text: str) -> tuple[int, int, int, int] | None:
+    from gankit.data.imageops import parse_crop
+
+    return parse_crop(text)
+
+
+def _colour(text: str) -> str:
+    from gankit.data.imageops import parse_color
+
+    parse_color(text)
+    return text
+
+
+def _common(p: argparse.ArgumentParser, resize_default: str) -> None:
+    from gankit.data.imageops import RESIZE_FILTERS
+
+    p.add_argument("--size", type=_checked(_size), default="64", help="output size S (square) or HxW, e.g. 84x64")
+    p.add_argument("--grayscale", action="store_true", help="one grey channel instead of RGB")
+    p.add_argument("--resize", choices=list(RESIZE_FILTERS), default=resize_default, help="resize filter (area, bilinear, bicubic and lanczos are antialiased)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from gankit.cli import HelpFormatter
+    from gankit.data.atari import POLICIES
+    from gankit.data.imageops import FITS
+
+    data = sub.add_parser("data", help="make and inspect datasets (atari, folder, fetch, show)",
+                          description=DATA_HELP, formatter_class=HelpFormatter)
+    data.set_defaults(_parser=data, func=lambda args: (data.print_help(), 2)[1])
+    cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    p = cmds.add_parser("atari", help="frames from an Atari game (ALE)", formatter_class=HelpFormatter,
+                        description="Play an Atari game in the Arcade Learning Environment and keep its frames.")
+    p.add_argument("--game", default="Breakout", help="ALE game name (Breakout, Pong, MsPacman, ...)")
+    p.add_argument("--frames", type=_number(int, 1), default=20000, help="number of frames to keep")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="dataset folder to write (required)")
+    _common(p, "area")
+    p.add_argument("--every", type=_number(int, 1), default=1, help="keep one emulator frame in K")
+    p.add_argument("--policy", choices=POLICIES, default="agent",
+                   help="agent follows the ball (Breakout, Pong; others: random); sticky repeats actions with p=0.25")
+    p.add_argument("--seed", type=int, default=0, help="random seed (worker i uses seed+i)")
+    p.add_argument("--crop", type=_checked(_crop), default=None,
+                   help="top,bottom,left,right: source pixels removed from each edge before resizing, e.g. 32,14,8,8")
+    p.add_argument("--workers", type=_number(int, 1), default=1, help="emulators run in parallel processes")
+    p.set_defaults(func=run_atari, _parser=p)
+
+    p = cmds.add_parser("folder", help="every image under a folder", formatter_class=HelpFormatter,
+                        description="Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped and listed.")
+    p.add_argument("src", metavar="SRC", help="folder searched recursively (hidden files are ignored)")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="dataset folder to write (required)")
+    _common(p, "lanczos")
+    p.add_argument("--fit", choices=FITS, default="crop", help="crop: centre crop to the output aspect; pad: fit inside, fill with --background; stretch: ignore the aspect")
+    p.add_argument("--background", type=_checked(_colour), default="white", help="colour under transparent pixels and padding")
+    p.add_argument("--dedupe", action="store_true", help="drop files whose bytes duplicate an earlier file")
+    p.add_argument("--workers", type=_number(int, 1), default=4, help="decoding threads")
+    p.set_defaults(func=run_folder, _parser=p)
+
+    p = cmds.add_parser("fetch", help="download the images listed in a CSV", formatter_class=HelpFormatter,
+                        description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says what happened to each row.")
+    p.add_argument("csv", metavar="CSV", help="CSV file with a header row")
+    p.add_argument("--column", default="image_url", help="column holding the image URLs")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="folder for images/ and fetch_report.csv (required)")
+    p.add_argument("--workers", type=_number(int, 1), default=8, help="concurrent downloads")
+    p.add_argument("--timeout", type=_number(float, 0, inclusive=False), default=10.0, help="seconds to connect / wait for data")
+    p.add_argument("--deadline", type=_number(float, 0, inclusive=False), default=60.0, help="seconds allowed per file, retries included")
+    p.add_argument("--retries", type=_number(int, 0), default=3, help="retries after 5xx, 429, timeouts, dropped connections")
+    p.add_argument("--backoff", type=_number(float, 0), default=0.5, help="first retry delay in seconds, doubled each retry")
+    p.add_argument("--max-mb", type=_number(float, 0, inclusive=False), default=20.0, help="largest file accepted, in MiB")
+    p.add_argument("--to-dataset", action="store_true", help="then import OUT/images as a dataset (like `gankit data folder`)")
+    p.add_argument("--dataset-out", default=None, help="dataset folder for --to-dataset; None means OUT/dataset")
+    _common(p, "lanczos")
+    p.add_argument("--fit", choices=FITS, default="crop", help="--to-dataset: how images are fitted to --size")
+    p.set_defaults(func=run_fetch, _parser=p)
+
+    p = cmds.add_parser("show", help="print statistics and write a preview grid", formatter_class=HelpFormatter,
+                        description="Print count, size, channels and per-channel mean/std; write a grid of random images.")
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder")
+    p.add_argument("--out", default="preview.png", help="preview image (PNG) to write")
+    p.add_argument("--count", type=_number(int, 1), default=64, help="images in the grid (at most the dataset size)")
+    p.add_argument("--seed", type=int, default=0, help="which random images are shown")
+    p.set_defaults(func=run_show, _parser=p)
+
+
+def run_atari(args: argparse.Namespace) -> int:
+    from gankit.data.atari import collect_atari
+
+    ds = collect_atari(args.game, args.frames, args.size, args.out, every=args.every, policy=args.policy,
+                       seed=args.seed, grayscale=args.grayscale, crop=args.crop, resize=args.resize,
+                       workers=args.workers, progress=not args.quiet)
+    info = ds.manifest["atari"]
+    print(f"{ds.path}: {len(ds)} frames of {ds.manifest['params']['game']} {ds.height}x{ds.width}x{ds.channels}, "
+          f"{info['frames_per_second']:.0f} frames/s, policy {info['policy_used']}, "
+          f"{info['episodes_finished']} episodes finished, reward {info['reward_total']:g}")
+    return 0
+
+
+def run_folder(args: argparse.Namespace) -> int:
+    from gankit.data.folder import import_folder
+
+    ds = import_folder(args.src, args.size, args.out, fit=args.fit, background=args.background,
+                       grayscale=args.grayscale, dedupe=args.dedupe, resize=args.resize,
+                       workers=args.workers, progress=not args.quiet)
+    skipped = ds.manifest["skipped"]
+    print(f"{ds.path}: {len(ds)} images {ds.height}x{ds.width}x{ds.channels}, {len(skipped)} skipped")
+    for item in skipped[:20]:
+        print(f"  skipped {item['input']}: {item['reason']}")
+    if len(skipped) > 20:
+        print(f"  ... {len(skipped) - 20} more in {ds.path / 'manifest.json'}")
+    if len(ds) == 0:
+        raise UsageError(f"SRC: no usable image in {args.src} (reasons in {ds.path / 'manifest.json'})")
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from gankit.data.fetch import fetch_csv
+
+    summary = fetch_csv(args.csv, args.column, args.out, workers=args.workers, timeout=args.timeout,
+                        deadline=args.deadline, retries=args.retries, backoff=args.backoff,
+                        max_bytes=int(args.max_mb * 2**20), to_dataset=args.to_dataset, size=args.size,
+                        fit=args.fit, grayscale=args.grayscale, resize=args.resize,
+                        dataset_out=args.dataset_out, progress=not args.quiet)
+    print(f"{summary.rows} rows: {summary.ok} ok ({summary.downloaded} downloaded, {summary.cached} already there), "
+          f"{summary.failed} failed; report: {summary.report}")
+    reasons: dict[str, int] = {}
+    for r in summary.results:
+        if r.status != "ok":
+            key = r.reason.split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        print(f"  {n} x {reason}")
+    if summary.dataset is not None:
+        ds = summary.dataset
+        print(f"dataset {ds.path}: {len(ds)} images {ds.height}x{ds.width}x{ds.channels}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from gankit.data.show import format_stats, show_dataset
+
+    stats = show_dataset(args.dataset, args.out, count=args.count, seed=args.seed)
+    print(format_stats(stats))
+    sys.stdout.flush()
+    return 0
