@@ -26,7 +26,7 @@ install: $(STAMP)
 # the `breakout` preset on the CPU and print where the samples are.
 run: $(STAMP)
 	@if [ ! -f $(RUN_DATA)/manifest.json ]; then \
-	  $(VENV)/bin/gankit data atari --game Breakout --preset-frames breakout --out $(RUN_DATA); \
+	  $(VENV)/bin/gankit data atari --game Breakout --frames 12000 --every 4 --policy agent --size 64 --out $(RUN_DATA); \
 	fi
 	$(VENV)/bin/gankit train --preset breakout --data $(RUN_DATA)
 

@@ -205,13 +205,13 @@ def test_fetch_cli_to_dataset_and_bad_flags(tmp_path, server, monkeypatch, capsy
     monkeypatch.setattr(gankit.cli, "COMMANDS", {"data": "gankit.data.cli"})
     table = _write_csv(tmp_path / "t.csv", [["1", "a", server.base + "/good.png"], ["2", "b", server.base + "/good.jpg"],
                                             ["3", "c", server.base + "/gone.png"]])
-    out = tmp_path / "raw"
+    out = tmp_path / "cards-raw"
     rc = gankit.cli.main(["data", "fetch", str(table), "--column", "image_url", "--out", str(out), "--quiet",
                           "--to-dataset", "--size", "16x12", "--deadline", "5"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "3 rows: 2 ok" in printed and "1 failed" in printed
-    ds = load_dataset(out / "dataset")
+    ds = load_dataset(tmp_path / "cards")  # the README's workflow: data/cards-raw -> data/cards
     assert ds.images.shape == (2, 16, 12, 3)
     reds = sorted(np.asarray(ds.images)[..., 0].mean(axis=(1, 2)))  # one blue JPEG, one red PNG
     assert abs(reds[0] - 30) < 15 and abs(reds[1] - 200) < 15

@@ -23,11 +23,21 @@ from gankit.errors import TrainingFailed, UsageError
 COMMANDS = {
     "data": "gankit.data.cli",
     "train": "gankit.train.cli",
+    "bench": "gankit.train.cli",
     "sample": "gankit.sample",
     "interpolate": "gankit.sample",
     "report": "gankit.monitor.cli",
     "eval": "gankit.metrics.cli",
-    "bench": "gankit.train.cli",
+}
+# one line per command for `gankit --help`, which must not import torch
+SUMMARY = {
+    "data": "make a dataset: atari, folder, fetch (CSV of URLs), show",
+    "train": "train a GAN on a dataset",
+    "bench": "measure training steps/s and images/s for a config",
+    "sample": "write images from a trained generator",
+    "interpolate": "animated walk through latent space",
+    "report": "redraw plots, GIF and report.html of a run",
+    "eval": "FID, KID, precision/recall, density/coverage",
 }
 
 
@@ -35,7 +45,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     """Shows defaults and keeps the line breaks of descriptions."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser of the command named in ``argv`` (all of them when
+    ``argv`` is None); other commands get a placeholder with their summary,
+    so `gankit --help` and `gankit data ...` do not import torch."""
     parser = argparse.ArgumentParser(
         prog="gankit",
         description="Train GANs on images and watch them learn.",
@@ -44,18 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gankit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    seen: set[str] = set()
-    for module_name in COMMANDS.values():
-        if module_name in seen:
-            continue
-        seen.add(module_name)
-        module = importlib.import_module(module_name)
-        module.add_parser(sub)
+    wanted = [a for a in (argv or []) if not a.startswith("-")][:1] if argv is not None else list(COMMANDS)
+    loaded: set[str] = set()
+    for name in COMMANDS:
+        module_name = COMMANDS[name]
+        if name in wanted and module_name not in loaded:
+            loaded.add(module_name)
+            importlib.import_module(module_name).add_parser(sub)
+    for name in COMMANDS:
+        if name not in sub.choices:
+            sub.add_parser(name, help=SUMMARY.get(name, ""), add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         result = args.func(args)

@@ -130,7 +130,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backoff", type=_number(float, 0), default=0.5, help="first retry delay in seconds, doubled each retry")
     p.add_argument("--max-mb", type=_number(float, 0, inclusive=False), default=20.0, help="largest file accepted, in MiB")
     p.add_argument("--to-dataset", action="store_true", help="then import OUT/images as a dataset (like `gankit data folder`)")
-    p.add_argument("--dataset-out", default=None, help="dataset folder for --to-dataset; None means OUT/dataset")
+    p.add_argument("--dataset-out", default=None, help="dataset folder for --to-dataset; None means OUT without its '-raw' suffix (data/cards-raw -> data/cards), else OUT/dataset")
     _common(p, "lanczos")
     p.add_argument("--fit", choices=FITS, default="crop", help="--to-dataset: how images are fitted to --size")
     p.set_defaults(func=run_fetch, _parser=p)

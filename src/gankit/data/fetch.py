@@ -283,7 +283,9 @@ def fetch_csv(
     """Download every URL in ``column`` of ``csv_path`` into ``out/images``.
 
     Writes ``out/fetch_report.csv``; with ``to_dataset`` also imports the
-    images (``import_folder``) into ``dataset_out`` (default ``out/dataset``).
+    images (``import_folder``) into ``dataset_out`` (default: ``out`` without a
+    trailing ``-raw``, so ``data/cards-raw`` gives ``data/cards``; ``out/dataset``
+    when there is no such suffix).
     """
     for flag, ok in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
                      "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
@@ -346,6 +348,14 @@ def fetch_csv(
     if to_dataset:
         from gankit.data.folder import import_folder
 
-        summary.dataset = import_folder(images, size, dataset_out or root / "dataset", fit=fit,
+        summary.dataset = import_folder(images, size, dataset_out or default_dataset_out(root), fit=fit,
                                         grayscale=grayscale, resize=resize, progress=progress)
     return summary
+
+
+def default_dataset_out(root: Path) -> Path:
+    """Where ``--to-dataset`` writes: ``data/cards-raw`` -> ``data/cards``."""
+    root = Path(root)
+    if root.name.endswith("-raw") and len(root.name) > 4:
+        return root.with_name(root.name[: -len("-raw")])
+    return root / "dataset"
