@@ -17,7 +17,7 @@ from gankit.errors import UsageError
 
 LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
 MODELS = ("seed", "dcgan")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 ADA_OPS = ("flip", "translation", "color", "cutout")
@@ -85,7 +85,8 @@ class TrainConfig:
     extractor: str = _f("dataset", "feature extractor for evaluation: dataset or inception")
     # --- hardware ---
     device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=DEVICES)
-    precision: str = _f("fp32", "fp32, bf16 (autocast, CPU or CUDA) or fp16 (CUDA, gradient scaler)", choices=PRECISIONS)
+    precision: str = _f("fp32", "fp32, bf16 (autocast, CPU or CUDA), fp16 (CUDA, gradient scaler), or auto "
+                        "(bf16 where the hardware runs it natively, else fp16 on CUDA / fp32 on CPU)", choices=PRECISIONS)
     channels_last: bool = _f(False, "channels_last memory format for the models")
     compile: bool = _f(False, "torch.compile the models")
     sync_bn: bool = _f(False, "synchronise BatchNorm statistics across ranks (torchrun)")

@@ -13,10 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: drawing never touches the user's backend (notebooks)
 
 from gankit.monitor.events import records_of, train_records  # noqa: E402
 
@@ -54,7 +51,6 @@ def _finish(fig: Any, ax: Any, title: str, path: Path) -> Path:
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
     tmp.replace(path)
     return path
 
@@ -64,7 +60,8 @@ def _line_plot(rows: list[dict], keys: dict[str, str], title: str, ylabel: str, 
     series = {label: _series(rows, key) for key, label in keys.items()}
     if not any(xs for xs, _ in series.values()):
         return None
-    fig, ax = plt.subplots(figsize=SIZE)
+    fig = Figure(figsize=SIZE)
+    ax = fig.subplots()
     for label, (xs, ys) in series.items():
         if xs:
             ax.plot(xs, ys, label=label, linewidth=1.2)
@@ -83,7 +80,8 @@ def plot_losses(rows: list[dict], path: Path) -> Path | None:
     xs_d, d = _series(rows, "loss_d")
     if not xs_g and not xs_d:
         return None
-    fig, ax = plt.subplots(figsize=SIZE)
+    fig = Figure(figsize=SIZE)
+    ax = fig.subplots()
     for xs, ys, label, color in ((xs_g, g, "G", "tab:blue"), (xs_d, d, "D", "tab:orange")):
         if xs:
             ax.plot(xs, ys, color=color, alpha=0.3, linewidth=0.8, label=f"{label} loss")
@@ -99,7 +97,8 @@ def plot_quality(rows: list[dict], path: Path) -> Path | None:
     keys = [k for k in evals[-1] if k not in EVAL_SKIP and k != "kind" and isinstance(evals[-1][k], (int, float))
             and not k.endswith("_std")]
     keys = ["fid"] + [k for k in keys if k != "fid"]
-    fig, axes = plt.subplots(len(keys), 1, figsize=(SIZE[0], 2.6 * len(keys)), squeeze=False)
+    fig = Figure(figsize=(SIZE[0], 2.6 * len(keys)))
+    axes = fig.subplots(len(keys), 1, squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
         xs, ys = _series(evals, key)
         ax.plot(xs, ys, marker="o", linewidth=1.5)
@@ -109,7 +108,6 @@ def plot_quality(rows: list[dict], path: Path) -> Path | None:
     axes[-1, 0].set_xlabel("generator step")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return path
 
 

@@ -38,6 +38,17 @@ from gankit.train.rundir import make_run_dir, write_config
 MAX_RETRIES = 3  # roll-backs after non-finite values before giving up
 
 
+def pick_precision(name: str, device: torch.device) -> str:
+    """Resolve ``auto``: bf16 only where it is native (bf16 emulated on an old
+    CPU is slower than fp32)."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if native else "fp32"
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,6 +82,7 @@ class Trainer:
         # Subnormal floats make x86 CPUs 10x slower per operation; GAN weights
         # and Adam moments drift into that range within an epoch.
         torch.set_flush_denormal(True)
+        config = self.cfg = config.replace(precision=pick_precision(config.precision, self.device))
         if config.precision == "fp16" and self.device.type != "cuda":
             raise UsageError("--precision: fp16 needs a CUDA device; use bf16 on the CPU")
         if not config.data:
@@ -343,7 +355,7 @@ class Trainer:
         self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
                   f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
                   f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
-        if not resumed and self.rank0:
+        if not resumed:
             self.save()  # a known-good state to roll back to
         status = "finished"
         try:
