@@ -1,0 +1,162 @@
+"""`gankit eval`: score a trained run, or compare any two image sets.
+
+Flags are checked by argparse ``type=`` callables, so a bad value exits 2
+naming its flag before anything is loaded; problems found later (a missing
+run, missing Inception weights) are `UsageError`s, which also exit 2.  The
+heavy imports (torch, the extractors) happen only when the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gankit.errors import UsageError
+
+EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage.
+
+  gankit eval runs/00003-breakout                      # newest checkpoint, dataset extractor
+  gankit eval runs/00003-breakout --checkpoint best.pt --extractor inception --json
+  gankit eval --real data/breakout --fake samples/     # any two image sets (DIR of PNGs or a dataset)
+
+Extractors: `dataset` (default) trains a small encoder on the real dataset once
+(cached beside it; no download).  `inception` is the standard FID network:
+its weights file pt_inception-2015-12-05-6726825d.pth must be in
+$TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch), given with
+--inception-weights, or fetched with --download.
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _metrics(text: str) -> list[str]:
+    from gankit.metrics.evaluate import parse_metrics
+
+    try:
+        return parse_metrics(text, "--metrics")
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[-1]) from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from gankit.cli import HelpFormatter
+
+    p = sub.add_parser("eval", help="FID, KID, precision/recall, density/coverage of a run or of two image sets",
+                       description=EVAL_HELP, formatter_class=HelpFormatter)
+    p.add_argument("run", nargs="?", help="run directory (uses its config.yaml's dataset as the real set)")
+    p.add_argument("--real", default=None, help="real dataset folder; None: the dataset named in RUN/config.yaml")
+    p.add_argument("--fake", default=None, help="instead of a run: a folder of images or a dataset folder")
+    p.add_argument("--metrics", type=_metrics, default="fid,kid,pr,dc", help="comma-separated: fid,kid,pr,dc")
+    p.add_argument("--num", type=_positive, default=5000, help="images per side (real: at most the dataset's size)")
+    p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/; None: the newest")
+    p.add_argument("--no-ema", action="store_true", help="score the raw generator instead of its EMA")
+    p.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--download", action="store_true", help="download the Inception weights if they are missing")
+    p.add_argument("--batch", type=_positive, default=64, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real-image subset")
+    p.add_argument("--json", action="store_true", help="print one JSON object, metric -> value")
+    p.add_argument("--out", default=None, help="file for the full result record; None: RUN/eval.json (nothing without a RUN)")
+    p.set_defaults(func=run, _parser=p)
+
+
+def _device(text: str) -> Any:
+    import torch
+
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device: expected auto, cpu, cuda or cuda:N, got {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def _real_path(args: argparse.Namespace) -> str:
+    if args.real:
+        return args.real
+    if not args.run:
+        raise UsageError("--real: give the real dataset (or a RUN whose config names it)")
+    from gankit.train.rundir import read_config
+
+    config_file = Path(args.run) / "config.yaml"
+    if not config_file.is_file():
+        raise UsageError(f"RUN: {args.run} is not a run directory (no config.yaml)")
+    data = (read_config(Path(args.run)) or {}).get("data")
+    if not data:
+        raise UsageError(f"RUN: {config_file} names no dataset; pass --real DATASET")
+    if not Path(data).is_dir():
+        raise UsageError(f"RUN: the run's dataset {data} is not here (moved?); pass --real DATASET")
+    return str(data)
+
+
+def _fake_set(args: argparse.Namespace, channels: int, device: Any) -> tuple[Any, dict[str, Any]]:
+    from gankit.data.dataset import MANIFEST, load_dataset
+    from gankit.metrics.evaluate import DatasetImages, FolderImages, GeneratorImages
+
+    if args.fake:
+        fake = Path(args.fake)
+        if (fake / MANIFEST).is_file():
+            return DatasetImages(load_dataset(fake), args.num, seed=args.seed), {"fake": str(fake)}
+        return FolderImages(fake, args.num, channels), {"fake": str(fake)}
+    from gankit.sample import find_checkpoint, load_generator
+
+    ckpt = find_checkpoint(args.run, args.checkpoint)
+    G = load_generator(args.run, ckpt, ema=not args.no_ema, device=device)
+    return GeneratorImages(G, args.num, seed=args.seed), {"run": str(args.run), "checkpoint": str(ckpt),
+                                                            "ema": not args.no_ema}
+
+
+def _table(values: dict[str, float]) -> str:
+    return "\n".join(f"  {name:<10} {value:>12.6g}" for name, value in values.items())
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.run and args.fake:
+        raise UsageError("--fake: give either a RUN or --fake, not both")
+    if not args.run and not args.fake:
+        raise UsageError("RUN: give a run directory, or --real DATASET --fake DIR|DATASET")
+    if args.run and not Path(args.run).is_dir():
+        raise UsageError(f"RUN: no such run directory {args.run}")
+    from gankit.data.dataset import load_dataset
+    from gankit.metrics.evaluate import evaluate
+    from gankit.metrics.registry import get_extractor
+
+    metrics = args.metrics if isinstance(args.metrics, list) else _metrics(args.metrics)
+    device = _device(args.device)
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    real = load_dataset(_real_path(args))
+    fake, source = _fake_set(args, real.channels, device)
+    extractor = get_extractor(args.extractor, dataset=real, device=device, weights=args.inception_weights,
+                              download=args.download, log=True)
+    result = evaluate(real, fake, metrics, extractor, num_real=args.num, batch=args.batch, seed=args.seed)
+    record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if args.run else None)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n")
+    what, kind = (source["checkpoint"], "generated") if "checkpoint" in source else (source["fake"], "fake")
+    say(f"{what} vs {real.path}: {result.num_fake} {kind} vs {result.num_real} real images at "
+        f"{result.resolution[0]}x{result.resolution[1]}")
+    say(f"extractor: {extractor.describe()}" + (" (real features from cache)" if result.real_from_cache else ""))
+    if args.json:
+        print(json.dumps(result.metrics))
+    else:
+        print(_table(result.metrics))
+    say(f"{result.seconds:.1f} s" + (f"; wrote {out}" if out is not None else ""))
+    return 0

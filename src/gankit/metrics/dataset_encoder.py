@@ -1,0 +1,224 @@
+"""The `dataset` extractor: a small encoder trained on the real dataset itself.
+
+Inception features need a 100 MB download and were learnt on ImageNet photos,
+not on 64x64 game frames.  This extractor needs neither: a four-layer
+convolutional encoder is trained with a contrastive loss (SimCLR's NT-Xent:
+two augmented views of an image must be closer to each other than to the
+other images of the batch) on the real images, on the CPU, seeded, in a few
+seconds.  Its augmentations are whole-pixel shifts, brightness/contrast
+jitter and small erased boxes; deliberately no blur and no noise, so the
+features stay sensitive to exactly the artefacts a generator produces.
+
+The weights are cached beside the dataset
+(``<dataset>/.gankit/encoder-<fingerprint>-<recipe>-<weights hash>.pt``), so
+every run and every evaluation on that dataset is scored by the same
+features, and the stats cache keys on the weights' hash.  Training always
+happens on the CPU with its own RNG, so it does not disturb the caller's
+random state.  Progress goes to stderr: stdout may carry ``--json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gankit.data.dataset import ImageDataset, load_dataset
+from gankit.metrics.registry import FeatureExtractor, register
+from gankit.metrics.stats_cache import cache_dir, dataset_fingerprint, remove_stale
+
+# Changing any value here trains (and caches) a new encoder.
+RECIPE = {"version": 1, "width": 16, "dim": 128, "steps": 150, "batch": 128, "lr": 2e-3,
+          "temperature": 0.2, "max_images": 4096, "seed": 0}
+
+
+def input_size(height: int, width: int) -> int:
+    """The encoder's square input side: 32 for small datasets, else 64."""
+    return 32 if max(height, width) <= 32 else 64
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) float -> (N, C, size, size), antialiased when shrinking."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+class Encoder(nn.Module):
+    """(N, C, S, S) in [0, 1] -> (N, dim) features; ``head`` is used only in training."""
+
+    def __init__(self, channels: int, width: int, dim: int) -> None:
+        super().__init__()
+        w = width
+        layers: list[nn.Module] = []
+        for cin, cout in ((channels, w), (w, 2 * w), (2 * w, 4 * w), (4 * w, dim)):  # each halves S
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
+                       nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(2 * x - 1).mean(dim=(2, 3))  # (N, dim)
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """One random view of each image in (B, C, S, S) [0, 1]: a shift by whole
+    pixels (edges repeated), brightness/contrast jitter and an erased box."""
+    B, C, S, _ = x.shape
+    pad = S // 8
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, B), generator=g)
+    rows = (dy[:, None] + torch.arange(S)[None, :])[:, None, :, None].expand(B, C, S, S + 2 * pad)
+    shifted = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(S)[None, :])[:, None, None, :].expand(B, C, S, S)
+    out = shifted.gather(3, cols)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 0.8 + 0.4 * torch.rand(B, 1, 1, 1, generator=g)
+    brightness = 0.2 * torch.rand(B, 1, 1, 1, generator=g) - 0.1
+    out = ((out - mean) * contrast + mean + brightness).clamp(0, 1)
+    side = S // 4
+    y0, x0 = torch.randint(0, S - side + 1, (2, B), generator=g)
+    ys, xs = torch.arange(S)[None, :, None], torch.arange(S)[None, None, :]
+    box = (ys >= y0[:, None, None]) & (ys < y0[:, None, None] + side) & (xs >= x0[:, None, None]) & (xs < x0[:, None, None] + side)
+    box &= (torch.rand(B, generator=g) < 0.5)[:, None, None]
+    return torch.where(box[:, None], mean, out)
+
+
+def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR loss for two views (B, d) of the same B images."""
+    z = F.normalize(torch.cat([a, b]), dim=1)  # (2B, d)
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    B = a.shape[0]
+    target = torch.cat([torch.arange(B, 2 * B), torch.arange(B)])
+    return F.cross_entropy(sim, target)
+
+
+def training_images(ds: ImageDataset, size: int, limit: int, seed: int) -> torch.Tensor:
+    """Up to ``limit`` images picked with ``seed``, resized: uint8 (N, C, size, size)."""
+    n = len(ds)
+    idx = np.arange(n) if n <= limit else np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+    out = []
+    for start in range(0, len(idx), 512):
+        chunk = np.asarray(ds.images[idx[start:start + 512]])
+        x = torch.from_numpy(chunk).permute(0, 3, 1, 2).float() / 255
+        out.append((resize(x, size) * 255).round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def train_encoder(ds: ImageDataset, recipe: dict[str, Any] = RECIPE, log: bool = True) -> Encoder:
+    """Train the encoder on ``ds`` (CPU, deterministic given the recipe's seed)."""
+    size = input_size(ds.height, ds.width)
+    data = training_images(ds, size, recipe["max_images"], recipe["seed"])
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    # Convolutions this small scale badly: on a shared 2-core machine two
+    # threads ran 4x slower than one.  Use about a quarter of the cores.
+    torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) // 4)))
+    try:
+        model, loss = _fit(data, ds.channels, recipe)
+    finally:
+        torch.set_num_threads(threads)
+    if log:
+        print(f"trained the dataset encoder on {len(data)} images in {time.perf_counter() - start:.1f} s "
+              f"(final contrastive loss {loss:.3f})", file=sys.stderr, flush=True)
+    return model.eval()
+
+
+def _fit(data: torch.Tensor, channels: int, recipe: dict[str, Any]) -> tuple[Encoder, float]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe["seed"])
+        model = Encoder(channels, recipe["width"], recipe["dim"])
+        g = torch.Generator().manual_seed(recipe["seed"] + 1)
+        opt = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe["steps"])
+        batch = min(recipe["batch"], len(data))
+        model.train()
+        for _ in range(recipe["steps"]):
+            pick = torch.randperm(len(data), generator=g)[:batch]
+            x = data[pick].float() / 255
+            a, b = model.head(model(augment(x, g))), model.head(model(augment(x, g)))
+            loss = nt_xent(a, b, recipe["temperature"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model, float(loss.item())
+
+
+class DatasetExtractor(FeatureExtractor):
+    """The `dataset` extractor: features of the encoder trained on one dataset."""
+
+    name = "dataset"
+
+    def __init__(self, encoder: Encoder, channels: int, size: int, weights_hash: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.channels = channels
+        self.size = size
+        self.dim = int(encoder.head[0].in_features)
+        self.id = f"dataset-{weights_hash}"
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(resize(x, self.size))
+
+
+def _state_bytes(state: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def load_or_train(dataset: ImageDataset | str | os.PathLike[str], device: torch.device | str = "cpu",
+                  recipe: dict[str, Any] = RECIPE, log: bool = True) -> DatasetExtractor:
+    """The cached encoder of ``dataset``, trained first if there is none."""
+    ds = dataset if isinstance(dataset, ImageDataset) else load_dataset(dataset)
+    fp = dataset_fingerprint(ds)
+    recipe_key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+    folder = cache_dir(ds)
+    size = input_size(ds.height, ds.width)
+    found = sorted(folder.glob(f"encoder-{fp}-{recipe_key}-*.pt"))
+    state = None
+    if found:
+        blob = found[0].read_bytes()
+        if hashlib.sha256(blob).hexdigest().startswith(found[0].stem.rsplit("-", 1)[-1]):
+            state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        else:  # damaged: retrain
+            found[0].unlink(missing_ok=True)
+    if state is None:
+        if log:
+            print(f"training the dataset encoder for {ds.path} (once; cached in {folder})",
+                  file=sys.stderr, flush=True)
+        model = train_encoder(ds, recipe, log)
+        state = model.state_dict()
+        blob = _state_bytes(state)
+        digest = hashlib.sha256(blob).hexdigest()[:12]
+        remove_stale(folder, "encoder", fp)
+        path = folder / f"encoder-{fp}-{recipe_key}-{digest}.pt"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        found = [path]
+    digest = found[0].stem.rsplit("-", 1)[-1]
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
+        model = Encoder(ds.channels, recipe["width"], recipe["dim"])
+    model.load_state_dict(state)
+    return DatasetExtractor(model, ds.channels, size, digest).to(device)
+
+
+def _factory(dataset: ImageDataset | str | None = None, device: torch.device | str = "cpu", log: bool = True,
+             **_: Any) -> DatasetExtractor:
+    if dataset is None:
+        raise ValueError("the dataset extractor needs the real dataset it is trained on")
+    return load_or_train(dataset, device, log=log)
+
+
+register("dataset", _factory)

@@ -1,0 +1,106 @@
+"""Quality measured while training: `TrainingEvaluator`, called by the loop.
+
+The training loop asks ``due(kimg)`` after every step and, when it says yes,
+calls ``evaluate(G, kimg)`` and writes the returned numbers to metrics.jsonl
+(the monitor plots them; the loop keeps ``checkpoints/best.pt`` by FID).
+
+Evaluation must not eat the training budget: an evaluation slot (every
+``--eval-every-kimg``) is skipped when the evaluations so far plus one more
+(estimated by the dearest one so far) would take more than 10 % of the training
+time so far.  The one-off setup (training the dataset encoder, extracting the
+real features; both cached for later runs) is reported as
+``eval_setup_seconds`` and left out of that budget, because the next run on
+the same dataset does not pay it.  Each record carries ``eval_seconds`` and
+``eval_fraction`` (evaluation / training time) so the cost stays visible.
+
+Generated images come from latents drawn with a fixed seed, the same at every
+evaluation, so successive numbers differ because the generator changed, not
+because other latents were drawn.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gankit.data.dataset import ImageDataset
+from gankit.metrics.evaluate import DatasetImages, GeneratorImages, compute_metrics, features_of, parse_metrics
+from gankit.metrics.registry import FeatureExtractor, get_extractor
+from gankit.metrics.stats_cache import cached_real_features
+
+MAX_FRACTION = 0.10
+LATENT_SEED = 2024
+BATCH = 128
+
+
+class TrainingEvaluator:
+    def __init__(self, config: Any, dataset: ImageDataset, device: torch.device | str, run_dir: str | Path,
+                 max_fraction: float = MAX_FRACTION) -> None:
+        self.metrics = parse_metrics(config.eval_metrics, "--eval-metrics")
+        self.every = float(config.eval_every_kimg)
+        self.num = int(config.eval_num)
+        self.extractor_name = config.extractor
+        self.dataset = dataset
+        self.device = torch.device(device)
+        self.run_dir = Path(run_dir)
+        self.max_fraction = max_fraction
+        self.next_kimg = self.every
+        self.started = time.perf_counter()
+        self.eval_seconds = 0.0  # recurring evaluation time (the budgeted part)
+        self.setup_seconds = 0.0
+        self.max_cost = 0.0  # the dearest evaluation so far: the estimate of the next one
+        self.evaluations = 0
+        self.skipped = 0
+        self._extractor: FeatureExtractor | None = None
+        self._real: np.ndarray | None = None
+        if self.extractor_name == "inception":
+            from gankit.metrics.inception import resolve_weights
+
+            resolve_weights()  # fail before training starts, with where to put the file
+
+    def training_seconds(self) -> float:
+        return max(time.perf_counter() - self.started - self.eval_seconds - self.setup_seconds, 1e-9)
+
+    def due(self, kimg: float) -> bool:
+        """True when an evaluation slot has been reached and the budget allows it."""
+        if self.every <= 0 or kimg < self.next_kimg:
+            return False
+        while self.next_kimg <= kimg:
+            self.next_kimg += self.every
+        if self.evaluations and self.eval_seconds + self.max_cost > self.max_fraction * self.training_seconds():
+            self.skipped += 1
+            return False
+        return True
+
+    def _setup(self, resolution: tuple[int, int]) -> None:
+        self._extractor = get_extractor(self.extractor_name, dataset=self.dataset, device=self.device)
+        real = DatasetImages(self.dataset, self.num, resolution)
+        self._real, _ = cached_real_features(self.dataset, self._extractor.id, resolution, real.count, 0,
+                                             lambda: features_of(self._extractor, real, BATCH))
+
+    def evaluate(self, generator: torch.nn.Module, kimg: float) -> dict[str, Any]:
+        """The chosen metrics for ``generator`` now; keys among fid, kid_mean,
+        kid_std, precision, recall, density, coverage, plus timing fields."""
+        start = time.perf_counter()
+        fake = GeneratorImages(generator, self.num, seed=LATENT_SEED)
+        record: dict[str, Any] = {}
+        if self._extractor is None:
+            self._setup(fake.resolution)
+            self.setup_seconds = time.perf_counter() - start
+            record["eval_setup_seconds"] = round(self.setup_seconds, 3)
+        begin = time.perf_counter()
+        assert self._extractor is not None and self._real is not None
+        fake_feats = features_of(self._extractor, fake, BATCH)
+        record.update(compute_metrics(self._real, fake_feats, self.metrics))
+        cost = time.perf_counter() - begin
+        self.eval_seconds += cost
+        self.max_cost = max(self.max_cost, cost)
+        self.evaluations += 1
+        record["eval_seconds"] = round(time.perf_counter() - start, 3)
+        record["eval_fraction"] = round(self.eval_seconds / self.training_seconds(), 4)
+        record["eval_skipped"] = self.skipped
+        record["extractor"] = self._extractor.name
+        return record

@@ -1,0 +1,185 @@
+"""`gankit eval` and evaluation during training, end to end on real Breakout
+frames from the emulator, a real (tiny) training run and real PNG files."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.cli import main
+from gankit.config import TrainConfig
+from gankit.data.atari import collect_atari
+from gankit.metrics.training import TrainingEvaluator
+
+KEYS = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
+TINY = ["--model", "dcgan", "--width-g", "8", "--width-d", "8", "--latent", "16", "--batch", "32",
+        "--log-every", "5", "--no-tensorboard"]
+
+
+@pytest.fixture(scope="module")
+def breakout(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    return collect_atari("Breakout", 160, 32, root / "breakout", every=3, seed=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained_run(breakout):
+    """A tiny real training run that evaluates every 0.16 kimg with all metrics."""
+    out = breakout.path.parent / "runs"
+    argv = ["train", "--data", str(breakout.path), "--out", str(out), "--name", "r", "--kimg", "0.48", *TINY,
+            "--eval-every-kimg", "0.16", "--eval-num", "64", "--eval-metrics", "fid,kid,pr,dc"]
+    assert main(argv) == 0
+    return out / "r"
+
+
+def _write_pngs(folder, images):
+    folder.mkdir(parents=True)
+    for i, arr in enumerate(images):
+        Image.fromarray(arr).save(folder / f"{i:04d}.png")
+    return folder
+
+
+def test_training_logs_quality_and_keeps_the_best_checkpoint(trained_run):
+    records = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "fid" in r]
+    assert evals, "no evaluation record in metrics.jsonl"
+    for r in evals:
+        assert all(math.isfinite(r[k]) for k in KEYS), r
+        assert r["extractor"] == "dataset" and r["eval_seconds"] >= 0 and 0 <= r["eval_fraction"]
+    assert "eval_setup_seconds" in evals[0]  # the encoder was trained (once) during the run
+    best = torch.load(trained_run / "checkpoints" / "best.pt", weights_only=True)
+    assert best["fid"] == pytest.approx(min(r["fid"] for r in evals))
+
+
+def test_eval_a_run_prints_json_and_writes_eval_json(trained_run, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(trained_run), "--num", "64", "--json"]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)  # stdout is exactly one JSON object
+    assert list(printed) == KEYS and all(isinstance(v, float) for v in printed.values())
+    assert "extractor: dataset" in captured.err
+    record = json.loads((trained_run / "eval.json").read_text())
+    assert record["metrics"] == printed and record["extractor"] == "dataset"
+    assert record["num_fake"] == record["num_real"] == 64 and record["resolution"] == [32, 32]
+    assert record["real_from_cache"], "training already extracted these real features"
+    assert record["checkpoint"].endswith(".pt") and record["ema"] is True
+    # the generator is scored through the same path as during training: the newest checkpoint's
+    # metrics are deterministic, so a second call gives the same numbers
+    assert main(["eval", str(trained_run), "--num", "64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == printed
+
+
+def test_scoring_a_run_equals_scoring_its_saved_samples(trained_run, breakout, tmp_path, capsys):
+    assert main(["sample", str(trained_run), "--num", "64", "--out", str(tmp_path / "samples")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(trained_run), "--num", "64", "--json"]) == 0
+    from_run = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--real", str(breakout.path), "--fake", str(tmp_path / "samples"), "--num", "64", "--json"]) == 0
+    from_pngs = json.loads(capsys.readouterr().out)
+    for key in KEYS:  # same latents, same rounding; at most a pixel's rounding may differ
+        assert from_pngs[key] == pytest.approx(from_run[key], rel=1e-3, abs=1e-6), key
+
+
+def test_eval_table_for_chosen_metrics_and_checkpoint(trained_run, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(trained_run), "--num", "32", "--metrics", "fid,pr", "--checkpoint", "best.pt"]) == 0
+    out = capsys.readouterr().out
+    names = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert names == ["fid", "precision", "recall"]
+    assert "best.pt" in out and "extractor: dataset" in out
+    assert json.loads((trained_run / "eval.json").read_text())["checkpoint"].endswith("best.pt")
+
+
+def test_compare_a_dataset_with_folders_of_pngs(breakout, tmp_path, capsys):
+    images = np.asarray(breakout.images)
+    same = _write_pngs(tmp_path / "same", images)
+    rng = np.random.default_rng(0)
+    noisy = _write_pngs(tmp_path / "noisy", np.clip(images + rng.normal(0, 40, images.shape), 0, 255).astype(np.uint8))
+    results = {}
+    for name, fake in (("same", same), ("dataset", breakout.path), ("noisy", noisy)):
+        capsys.readouterr()
+        assert main(["eval", "--real", str(breakout.path), "--fake", str(fake), "--num", "1000", "--json",
+                     "--out", str(tmp_path / f"{name}.json")]) == 0
+        results[name] = json.loads(capsys.readouterr().out)
+        assert json.loads((tmp_path / f"{name}.json").read_text())["num_fake"] == len(images)
+    for name in ("same", "dataset"):  # every real image, once as PNG files, once as the dataset itself
+        assert abs(results[name]["fid"]) < 1e-6, results[name]
+        assert results[name]["precision"] == results[name]["recall"] == results[name]["coverage"] == 1.0
+    assert results["noisy"]["fid"] > 0.01 and results["noisy"]["kid_mean"] > results["same"]["kid_mean"]
+    assert results["noisy"]["precision"] < 0.5 and results["noisy"]["coverage"] < 0.5
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "RUN: give a run directory"),
+    (["{tmp}/missing"], "RUN: no such run directory"),
+    (["{run}", "--fake", "{tmp}"], "--fake: give either a RUN or --fake"),
+    (["--real", "{data}", "--fake", "{tmp}/empty"], "--fake: no images"),
+    (["--real", "{data}", "--fake", "{tmp}/broken"], "--fake: cannot read"),
+    (["--real", "{data}", "--fake", "{tmp}/few"], "--num: 3 generated/fake images are too few"),
+    (["--real", "{tmp}/missing", "--fake", "{tmp}/few"], "dataset"),
+    (["--real", "{data}", "--fake", "{tmp}/few", "--extractor", "inception"], "--inception-weights: the FID Inception"),
+    (["{run}", "--checkpoint", "nope.pt"], "--checkpoint: no such checkpoint"),
+    (["{run}", "--device", "cuda:0" if not torch.cuda.is_available() else "tpu"], "--device"),
+])
+def test_bad_input_exits_2_with_a_clear_message(argv, message, trained_run, breakout, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.png").write_bytes(b"<html>not a png</html>")
+    _write_pngs(tmp_path / "few", np.asarray(breakout.images[:3]))
+    argv = [a.format(tmp=tmp_path, run=trained_run, data=breakout.path) for a in argv]
+    capsys.readouterr()
+    assert main(["eval", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+
+
+@pytest.mark.parametrize("flag,value", [("--num", "0"), ("--metrics", "fid,is"), ("--batch", "x"), ("--extractor", "clip")])
+def test_bad_flag_values_exit_2_naming_the_flag(flag, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--real", "x", "--fake", "y", flag, value])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+class _TinyG(torch.nn.Module):
+    """z (B, 8) -> (B, 3, 32, 32) in [-1, 1], with batch norm so train/eval mode matters."""
+
+    latent = 8
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 3 * 32 * 32)
+        self.bn = torch.nn.BatchNorm1d(3 * 32 * 32)
+
+    def forward(self, z):
+        return torch.tanh(self.bn(self.fc(z))).view(-1, 3, 32, 32)
+
+
+def test_training_evaluator_keeps_to_its_time_budget(breakout, tmp_path):
+    cfg = TrainConfig(data=str(breakout.path), eval_every_kimg=1.0, eval_metrics="fid,dc", eval_num=32)
+    ev = TrainingEvaluator(cfg, breakout, "cpu", tmp_path)
+    G = _TinyG().train()
+    assert not ev.due(0.5) and ev.due(1.0)
+    rng_before = torch.get_rng_state()
+    first = ev.evaluate(G, 1.0)
+    assert torch.equal(torch.get_rng_state(), rng_before), "evaluation must not move the training RNG"
+    assert G.training, "the generator's mode is restored"
+    assert set(first) >= {"fid", "density", "coverage", "eval_seconds", "eval_fraction", "eval_setup_seconds"}
+    assert "kid_mean" not in first and "precision" not in first
+    second = ev.evaluate(G, 2.0)
+    assert second["fid"] == first["fid"], "the same latents and weights give the same score"
+    assert "eval_setup_seconds" not in second
+    # just after evaluating, with almost no training time since: the slot is skipped
+    ev.started = time.perf_counter() - ev.eval_seconds - ev.setup_seconds
+    assert not ev.due(3.0) and ev.skipped == 1
+    assert not ev.due(3.5), "between slots nothing is due"
+    # after plenty of training time the next slot runs
+    ev.started -= 1000.0
+    assert ev.due(4.2)
+    assert ev.evaluate(G, 4.2)["eval_skipped"] == 1
