@@ -45,6 +45,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     """Shows defaults and keeps the line breaks of descriptions."""
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts: a bad value makes argparse name the flag and exit 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The full parser of the command named in ``argv`` (all of them when
     ``argv`` is None); other commands get a placeholder with their summary,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from gankit.config import TrainConfig
+from gankit.cli import positive_int
 from gankit.errors import UsageError
 from gankit.models import build_generator
 from gankit.train import checkpoint as ckpt
@@ -112,7 +112,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("sample", help="write images from a trained generator", formatter_class=HelpFormatter)
     s.add_argument("run", help="run directory (or a checkpoint file)")
-    s.add_argument("--num", type=_positive, default=64, help="number of images")
+    s.add_argument("--num", type=positive_int, default=64, help="number of images")
     s.add_argument("--out", default="samples", help="a folder (one PNG per image) or a .png file (one grid)")
     s.add_argument("--seed", type=int, default=0, help="latent seed: the same seed gives the same images")
     s.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/ (default: newest)")
@@ -123,24 +123,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser("interpolate", help="animated walk through latent space", formatter_class=HelpFormatter)
     i.add_argument("run", help="run directory (or a checkpoint file)")
     i.add_argument("--out", default="walk.gif", help="output GIF")
-    i.add_argument("--points", type=_positive, default=4, help="random latents visited (the walk is a loop)")
-    i.add_argument("--steps", type=_positive, default=16, help="frames between two latents")
-    i.add_argument("--grid", type=_positive, default=4, help="walks shown side by side (a grid of this many)")
+    i.add_argument("--points", type=positive_int, default=4, help="random latents visited (the walk is a loop)")
+    i.add_argument("--steps", type=positive_int, default=16, help="frames between two latents")
+    i.add_argument("--grid", type=positive_int, default=4, help="walks shown side by side (a grid of this many)")
     i.add_argument("--seed", type=int, default=0, help="latent seed")
     i.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/ (default: newest)")
     i.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    i.add_argument("--fps", type=_positive, default=12, help="GIF frames per second")
+    i.add_argument("--fps", type=positive_int, default=12, help="GIF frames per second")
     i.set_defaults(func=run_interpolate, _parser=i)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def run_sample(args: argparse.Namespace) -> int:

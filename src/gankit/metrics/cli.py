@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gankit.cli import positive_int
 from gankit.errors import UsageError
 
 EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage.
@@ -28,16 +29,6 @@ its weights file pt_inception-2015-12-05-6726825d.pth must be in
 $TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch), given with
 --inception-weights, or fetched with --download.
 """
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _metrics(text: str) -> list[str]:
@@ -58,13 +49,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real", default=None, help="real dataset folder; None: the dataset named in RUN/config.yaml")
     p.add_argument("--fake", default=None, help="instead of a run: a folder of images or a dataset folder")
     p.add_argument("--metrics", type=_metrics, default="fid,kid,pr,dc", help="comma-separated: fid,kid,pr,dc")
-    p.add_argument("--num", type=_positive, default=5000, help="images per side (real: at most the dataset's size)")
+    p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
     p.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/; None: the newest")
     p.add_argument("--no-ema", action="store_true", help="score the raw generator instead of its EMA")
     p.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--download", action="store_true", help="download the Inception weights if they are missing")
-    p.add_argument("--batch", type=_positive, default=64, help="images per forward pass")
+    p.add_argument("--batch", type=positive_int, default=64, help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real-image subset")
     p.add_argument("--json", action="store_true", help="print one JSON object, metric -> value")

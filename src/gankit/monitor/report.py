@@ -152,7 +152,7 @@ def _img(path: Path, alt: str, pixel: bool = False) -> str:
 def render_html(run_dir: Path, verdict_text: str, status: str, events: list[HealthEvent]) -> str:
     esc = html.escape
     problem = any(e.kind in PROBLEM_KINDS for e in events) or status == "failed"
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+    parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>gankit report: {esc(run_dir.name)}</title><style>{CSS}</style></head><body><main>",
              f"<h1>gankit run {esc(run_dir.name)}</h1><p class=\"sub\">status: {esc(status)}</p>",
              f'<div class="verdict {"bad" if problem else "ok"}" id="verdict">{esc(verdict_text)}</div>']
