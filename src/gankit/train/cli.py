@@ -85,13 +85,20 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
-    """Full training steps (D + G, optimisers included) on real batches."""
+    """Full training steps (D + G, optimisers included) on real batches.
+
+    Under torchrun every rank steps and rank 0 reports; images/s counts the
+    global batch, i.e. all ranks together.
+    """
     import tempfile
 
     import torch
 
+    from gankit.train import distributed as dist_util
     from gankit.train.loop import Trainer
 
+    if warmup < 0 or iters < 1:
+        raise UsageError("--iters: must be >= 1 (and --warmup >= 0)")
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg.replace(out=tmp, name="bench", tensorboard=False))
         order = trainer.batches.order(1)
@@ -110,9 +117,17 @@ def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
             step(warmup + i)
         _sync(trainer.device)
         dt = time.perf_counter() - t0
-    print(f"device: {trainer.device}  precision: {cfg.precision}  model: {cfg.model}  batch: {cfg.batch}")
-    print(f"steps/s: {iters / dt:.2f}")
-    print(f"images/s: {iters * cfg.batch / dt:.1f}")
+        dist_util.shutdown(trainer.dist)
+    if trainer.rank0:
+        c = trainer.cfg
+        where = f"{torch.get_num_threads()} threads" if trainer.device.type == "cpu" else torch.cuda.get_device_name(trainer.device)
+        print(f"device: {trainer.device} ({where}), {trainer.dist.world} process(es)  precision: {c.precision}  "
+              f"channels_last: {c.channels_last}  compile: {c.compile}")
+        print(f"model: {c.model} {trainer.shape[1]}x{trainer.shape[2]}x{trainer.shape[0]}  loss: {c.loss}  "
+              f"batch: {c.batch}  timed: {iters} steps after {warmup} warm-up steps")
+        print(f"ms/step: {1000 * dt / iters:.1f}")
+        print(f"steps/s: {iters / dt:.2f}")
+        print(f"images/s: {iters * c.batch / dt:.1f}")
     return 0
 
 

@@ -21,18 +21,21 @@ plain (unwrapped) modules, so it resumes on any number of ranks.
 DDP details that matter for a GAN: D is called several times before one
 backward (real, fake, and a gradient penalty), which DDP allows; the
 generator step calls the plain D module with its parameters frozen, so D's
-unused gradients are neither computed nor all-reduced.  Buffers are not
-broadcast (``broadcast_buffers=False``): BatchNorm running statistics are
-only read at evaluation, they are synchronised with ``--sync-bn`` and
-otherwise each rank's own estimate (rank 0's is saved).
+unused gradients are neither computed nor all-reduced.  Buffers are synced
+from rank 0 once, at construction, not before every forward: BatchNorm
+running statistics are only read at evaluation, they are synchronised with
+``--sync-bn`` and otherwise each rank's own estimate (rank 0's is saved).
+Random draws other than z (augmentations, the gradient-penalty mix) stay
+per rank, as they should.
 
 ``--sync-bn`` uses ``torch.nn.SyncBatchNorm`` on GPUs.  That layer refuses
 CPU tensors, so on the gloo backend BatchNorm layers become
-:class:`CPUSyncBatchNorm`, which all-reduces per-channel sums with torch's
-differentiable collective; both keep BatchNorm's state_dict keys.
+:class:`CPUSyncBatchNorm`, which all-reduces per-channel sums through a
+differentiable all-reduce; both keep BatchNorm's state_dict keys.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +44,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from gankit.errors import UsageError
 
 
 @dataclass
@@ -62,6 +67,8 @@ def init(device: str = "auto") -> DistInfo:
         return DistInfo()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: cuda requested but no CUDA device is available")
     if device != "cpu" and torch.cuda.is_available():
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
@@ -70,11 +77,28 @@ def init(device: str = "auto") -> DistInfo:
         dev = torch.device("cpu")
         backend = "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, device_id=dev if backend == "nccl" else None)
     # NCCL only moves device tensors; decisions such as "time is up" travel
     # on a gloo group so they never make the GPU wait.
     control = dist.new_group(backend="gloo") if backend == "nccl" else None
     return DistInfo(True, rank, world, local_rank, dev, control)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose gradient is again the sum over ranks: every rank's
+    loss depends on the summed statistics, so each rank's input receives the
+    gradients of all ranks' losses.  (Like ``torch.distributed.nn``'s
+    all_reduce, which torch 2.13 deprecates.)"""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(grad.contiguous())  # itself differentiable: R1 needs double backward
 
 
 class CPUSyncBatchNorm(_BatchNorm):
@@ -93,13 +117,11 @@ class CPUSyncBatchNorm(_BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         C = x.shape[1]
         dims = [0] + list(range(2, x.dim()))
         xf = x.float()
         count = torch.full((1,), x.numel() // C, dtype=torch.float32, device=x.device)
-        sums = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))  # (2C + 1,)
+        sums = _AllReduceSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))  # (2C + 1,)
         n = sums[-1]
         mean = sums[:C] / n
         var = (sums[C : 2 * C] / n - mean * mean).clamp_min(0.0)  # biased, as BatchNorm normalises
@@ -149,8 +171,20 @@ def wrap(G: nn.Module, D: nn.Module, info: DistInfo, sync_bn: bool) -> tuple[nn.
         convert_sync_batchnorm(G, info.device)
         convert_sync_batchnorm(D, info.device)
     ids = [info.device.index] if info.device.type == "cuda" else None
-    options = dict(device_ids=ids, broadcast_buffers=False, gradient_as_bucket_view=True)
+    options: dict[str, Any] = dict(device_ids=ids, gradient_as_bucket_view=True)
+    # Buffers are synchronised once at construction, not before every forward (see above);
+    # torch 2.13 renamed the flag.
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+    options[no_sync] = False
     return DDP(G, **options), DDP(D, **options)
+
+
+def per_rank_batch(batch: int, info: DistInfo) -> int:
+    """``--batch`` is global: each rank's share, which must be whole."""
+    if batch % info.world:
+        raise UsageError(f"--batch: the global batch {batch} does not split evenly over {info.world} ranks; "
+                         f"use a multiple of {info.world}")
+    return batch // info.world
 
 
 def any_rank(flag: bool, info: DistInfo) -> bool:

@@ -87,6 +87,7 @@ class Trainer:
             raise UsageError("--precision: fp16 needs a CUDA device; use bf16 on the CPU")
         if not config.data:
             raise UsageError("--data: no dataset given (make one with `gankit data atari ...`)")
+        per_rank_batch = dist_util.per_rank_batch(config.batch, self.dist)
         self.dataset = load_dataset(config.data)
         H, W = parse_size(config.resolution, "resolution") if config.resolution else (self.dataset.height, self.dataset.width)
         self.shape = (self.dataset.channels, H, W)
@@ -109,7 +110,7 @@ class Trainer:
         if self.rank0:
             write_config(self.run_dir, self.cfg, self.shape)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.batches = BatchSource(self.dataset, config.batch // self.dist.world, self.device, (H, W),
+        self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
                                    channels_last=config.channels_last)
 
