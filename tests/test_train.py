@@ -196,6 +196,7 @@ def test_minutes_and_kimg_budgets(tiny_dataset, tmp_path):
                                   width_d=8, latent=16, batch=32, kimg=0.4, log_every=4, tensorboard=False)
     run = gankit.train(cfg)
     assert _weights(run)["counters"]["images_seen"] == 416  # first whole batch past 400 images
+    assert (run / "samples" / "epoch_0002.png").is_file()  # the partial last epoch is shown too
     cfg = cfg.replace(kimg=0.0, minutes=0.01, name="m")
     run = gankit.train(cfg)
     assert 0 < _weights(run)["counters"]["elapsed"] < 30

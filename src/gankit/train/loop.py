@@ -375,6 +375,8 @@ class Trainer:
             self.counters.elapsed = self.elapsed()
             self._t0 = time.time()
             if status == "finished":
+                if self.counters.iter > 0:  # stopped mid-epoch (--minutes, --kimg): show where it got to
+                    self._snapshot()
                 self.save()
             if self.monitor is not None:
                 verdict = self.monitor.close(status)
