@@ -3,8 +3,9 @@ it applies to, and the combinations that make no sense exit 2 naming the flag.
 
 One run per loss with every option that loss accepts switched on at once
 (DiffAugment, ADA, R1, spectral norm, label smoothing, instance noise,
-separate learning rates), plus a BCE run with R1 through a BatchNorm D (the
-path taken when --spectral-norm is off), keeps the run count small.  A NaN
+separate learning rates) keeps the run count small; a BCE run with R1
+through a BatchNorm D (the path taken when --spectral-norm is off) and one
+of the `cards64` preset as shipped (but tiny) complete it.  A NaN
 is looked for everywhere it could hide: the losses and every other number in
 metrics.jsonl, the health log (the loop rolls back silently on NaN, so a
 clean metrics file alone would not prove anything), and the final weights.
@@ -23,25 +24,28 @@ from gankit.config import TrainConfig
 from gankit.train import checkpoint as ckpt
 
 ITERS, BATCH = 200, 8
-ALL_DIFFAUGMENT = "color,translation,cutout"
 
-# loss -> options it accepts (config.validate rejects the others; see test_impossible_combinations)
+# run name -> (preset, options): every option a loss accepts, all at once (config.validate
+# rejects the others; see test_impossible_combinations_exit_2_naming_the_flag)
+ALL_ON = dict(diffaugment="color,translation,cutout", ada=True, ada_kimg=1.0, ada_target=0.5, r1_every=4,
+              instance_noise=0.1, lr_g=2e-4, lr_d=1e-4)
 RUNS = {
-    "bce": dict(spectral_norm=True, r1=1.0, label_smoothing=0.1),
-    "bce-batchnorm-r1": dict(loss="bce", r1=1.0, label_smoothing=0.1),
-    "wgan": dict(),  # weight clipping: no R1, no spectral norm
-    "wgan-gp": dict(spectral_norm=True, r1=1.0),
-    "hinge": dict(spectral_norm=True, r1=1.0),
-    "lsgan": dict(spectral_norm=True, r1=1.0),
+    "bce": ("", dict(ALL_ON, loss="bce", spectral_norm=True, r1=1.0, label_smoothing=0.1)),
+    "bce-batchnorm-r1": ("", dict(ALL_ON, loss="bce", r1=1.0, label_smoothing=0.1)),
+    "wgan": ("", dict(ALL_ON, loss="wgan")),  # weight clipping: no R1, no spectral norm
+    "wgan-gp": ("", dict(ALL_ON, loss="wgan-gp", spectral_norm=True, r1=1.0)),
+    "hinge": ("", dict(ALL_ON, loss="hinge", spectral_norm=True, r1=1.0)),
+    "lsgan": ("", dict(ALL_ON, loss="lsgan", spectral_norm=True, r1=1.0)),
+    # the shipped preset, its own values but for size and speed of ADA (p must move in 1.6k images)
+    "cards64": ("cards64", dict(ada_kimg=1.0)),
 }
 
 
-def _train(data, out, name: str, **options) -> tuple:
+def _train(data, out, name: str, preset: str, **options) -> tuple:
     cfg = TrainConfig.from_preset(
-        "", data=str(data), out=str(out), name=name, model="dcgan", width_g=8, width_d=8, latent=16,
-        batch=BATCH, kimg=ITERS * BATCH / 1000, log_every=10, num_samples=9, tensorboard=False,
-        diffaugment=ALL_DIFFAUGMENT, ada=True, ada_kimg=1.0, ada_target=0.5, r1_every=4,
-        instance_noise=0.1, lr_g=2e-4, lr_d=1e-4, **options)
+        preset, data=str(data), out=str(out), name=name, model="dcgan", width_g=8, width_d=8, latent=16,
+        batch=BATCH, epochs=0, kimg=ITERS * BATCH / 1000, log_every=10, num_samples=9, tensorboard=False,
+        **options)
     run = gankit.train(cfg)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     events = [json.loads(line) for line in (run / "health.jsonl").read_text().splitlines() if line.strip()]
@@ -50,9 +54,8 @@ def _train(data, out, name: str, **options) -> tuple:
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, name):
-    options = dict(RUNS[name])
-    options.setdefault("loss", name)
-    cfg, run, records, events = _train(tiny_dataset.path, tmp_path, name, **options)
+    preset, options = RUNS[name]
+    cfg, run, records, events = _train(tiny_dataset.path, tmp_path, name, preset, **options)
 
     train = [r for r in records if "loss_d" in r]
     assert train[-1]["images_seen"] == ITERS * BATCH  # the whole budget, no early stop
@@ -63,7 +66,8 @@ def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, 
     kinds = {e["kind"] for e in events}
     assert not kinds & {"non_finite", "rollback"}, events  # no NaN was hidden by a roll-back
 
-    # the options really were on: ADA's p moved and was logged, spectral norm wraps D
+    # the options really were on: both learning rates, ADA's p moved and was logged, spectral norm wraps D
+    assert (train[-1]["lr_g"], train[-1]["lr_d"]) == (cfg.lr_g, cfg.lr_d)
     ps = [r["ada_p"] for r in train]
     assert all(0.0 <= p <= 1.0 for p in ps)
     if cfg.loss != "wgan":  # a weight-clipped critic's sign carries no meaning; its p may sit at 0
@@ -75,8 +79,8 @@ def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, 
     bn_keys = [k for k in state["D"] if "running_mean" in k]
     if cfg.spectral_norm:
         assert sn_keys and not bn_keys
-    else:
-        assert not sn_keys
+    else:  # DCGAN's D keeps its BatchNorm unless a per-sample penalty loss (wgan-gp) needs it gone
+        assert not sn_keys and bool(bn_keys) == (cfg.loss != "wgan-gp")
     for part in ("G", "D", "G_ema"):
         for key, value in state[part].items():
             if value.is_floating_point():
