@@ -41,11 +41,20 @@ RUNS = {
 }
 
 
-def _train(data, out, name: str, preset: str, **options) -> tuple:
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine its
+    spin-waits cost several times the work; give the suite its setting back after."""
+    before = torch.get_num_threads()
+    yield 1
+    torch.set_num_threads(before)
+
+
+def _train(data, out, name: str, preset: str, threads: int, **options) -> tuple:
     cfg = TrainConfig.from_preset(
         preset, data=str(data), out=str(out), name=name, model="dcgan", width_g=8, width_d=8, latent=16,
         batch=BATCH, epochs=0, kimg=ITERS * BATCH / 1000, log_every=10, num_samples=9, tensorboard=False,
-        **options)
+        threads=threads, **options)
     run = gankit.train(cfg)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     events = [json.loads(line) for line in (run / "health.jsonl").read_text().splitlines() if line.strip()]
@@ -53,9 +62,9 @@ def _train(data, out, name: str, preset: str, **options) -> tuple:
 
 
 @pytest.mark.parametrize("name", list(RUNS))
-def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, name):
+def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, one_thread, name):
     preset, options = RUNS[name]
-    cfg, run, records, events = _train(tiny_dataset.path, tmp_path, name, preset, **options)
+    cfg, run, records, events = _train(tiny_dataset.path, tmp_path, name, preset, one_thread, **options)
 
     train = [r for r in records if "loss_d" in r]
     assert train[-1]["images_seen"] == ITERS * BATCH  # the whole budget, no early stop

@@ -30,36 +30,38 @@ PRESETS: dict[str, dict[str, Any]] = {
     "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=32, batch=32, lr_g=2e-4, lr_d=2e-4,
                      diffaugment="translation,cutout", precision="auto", kimg=160.0, minutes=8.0,
                      log_every=100, ema_kimg=2.0),
-    # 64x64 RGB sets of 1k-15k images (the trading-cards case).  Measured with
+    # 64x64 RGB sets of 1k-15k images (the trading-cards case).  Tuned with
     # benchmarks/small_data.py: 2,000 frames mixed from five Atari games, width 32,
-    # bf16, 40 kimg (625 steps) per run, two seeds.  The DCGAN recipe above
-    # saturates within two epochs (D right on 100% of real images, samples grey
-    # noise, mode-collapse warnings) and never recovers.  What it took to keep D
-    # below 95% on real images over the second half with varied samples:
+    # bf16, 40 kimg (625 steps) per candidate, seeds 0 and 1.  The DCGAN recipe
+    # above saturates within two epochs (D right on 100% of real images, grey
+    # noise for samples) and never recovers.  What kept D below 95% on real
+    # images over the second half, with varied samples:
     # - DiffAugment color,translation,cutout on every image D sees (real and
-    #   fake, D and G passes) does most of the work: alone, all five games appear
-    #   in the samples, but D still reached 97% on (augmented) real images;
-    # - ADA on top, with its published defaults (target r_t 0.6, p from 0 to 1 in
-    #   100 kimg): p starts at 0 and rises only while D over-fits (0.2-0.3 after
-    #   40 kimg here), far below the ~0.8 where augmentations leak into the
-    #   samples; ADA speed 20 kimg drove p to 1.0 (a leak), so it stays at 100.
-    #   Flips are among ADA's ops; mirrored cards are rare but harmless at p < 0.8;
+    #   fake, D and G passes) does most of the work: alone, all five games show
+    #   up in the samples, but D still reached 97% on (augmented) real images;
+    # - ADA on top, with its published target (r_t 0.6) and 100 kimg for p to
+    #   go from 0 to 1: p starts at 0 and rises only while D over-fits (0.2-0.3
+    #   after 40 kimg; over 100 kimg it peaked at 0.23 and fell back to 0.15),
+    #   far below the ~0.8 where augmentations leak into the samples.  At 20
+    #   kimg p hit 1.0.  Flips are among ADA's ops, harmless for cards at that p;
     # - label smoothing 0.1 (real target 0.9): without it D reached 96.8% late
-    #   in training with everything else on;
-    # - R1 0.3, lazily every 16 D steps (one double backward in 16): max acc_real over the
-    #   second half 0.92 / 0.87 (seeds 0 / 1) against 0.93 / 0.93 without R1 and
-    #   0.95 / 0.90 with 0.1, and the most varied samples; 1.0 held D lowest
-    #   (0.86) but blurred the samples.  D keeps its BatchNorm;
+    #   in training even with DiffAugment, ADA and R1 on;
+    # - R1 0.3, lazily every 16 D steps (one double backward in 16): highest
+    #   acc_real over the second half 0.92 / 0.87 (seed 0 / 1), against
+    #   0.93 / 0.93 without R1 and 0.95 / 0.90 with 0.1, and more varied samples
+    #   than without; 1.0 held D at 0.86 but blurred the samples.  D keeps its BatchNorm;
     # - lr_d = lr_g = 2e-4: lr_d 1e-4 let G run ahead into a longer early
-    #   collapse (diversity at 10% of the real one for ~10 kimg) and D ended
-    #   no lower;
-    # - no spectral norm: it held D near 78% but, at the same compute, samples
-    #   stayed faint and blurry (also the breakout finding);
-    # - no instance noise: annealed to 0 it is gone by the late epochs where
-    #   small sets over-fit, and the augmentations already make real and fake overlap;
+    #   collapse (diversity ~10% of the real one for ~10 kimg) and D ended no lower;
+    # - no spectral norm: it held D near 78%, but at the same compute the
+    #   samples stayed faint and blurry (the breakout finding too);
+    # - no instance noise (not tried): annealed to 0, it is gone by the late
+    #   epochs where small sets over-fit, and the augmentations already make
+    #   real and fake overlap;
     # - fp32 (the default): R1's double backward is not loss-scaled, so fp16
-    #   could underflow it; bf16 (`--precision auto`) ran these tests fine;
-    # - 100 epochs: 100k-1.5M images for 1k-15k cards, a GPU afternoon at most.
+    #   could underflow it; bf16 (`--precision auto`) ran all of the above fine;
+    # - 100 epochs: 100k-1.5M images for 1k-15k cards; on the 2k set the samples
+    #   still improved from 40 to 100 kimg.  Expect mode-collapse warnings around
+    #   epochs 5-10 (G's first attempt): they stopped by ~20 kimg in every run.
     "cards64": dict(model="dcgan", loss="bce", batch=64, lr_g=2e-4, lr_d=2e-4, diffaugment="color,translation,cutout",
                     ada=True, ada_target=0.6, ada_kimg=100.0, label_smoothing=0.1, r1=0.3, r1_every=16, epochs=100),
 }
