@@ -29,7 +29,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   over-fitting, 20 kimg from 0 to 1 because the run is short) instead of
     #   DiffAugment: 0.58, the crispest paddles: D sees un-shifted frames
     #   whenever it is not over-fitting, so it can check where the paddle is;
-    #   p settles near 0.9.  ADA's flips and colour stay off: a mirrored score
+    #   p settles near 0.9 without leaking (the walls stay at the frame's
+    #   edges in every sample).  ADA's flips and colour stay off: a mirrored score
     #   bar or recoloured bricks would be worth learning for D;
     # - not better here: lr 4e-4 (0.18), LSGAN (0.44), nearest-neighbour
     #   frames (0.56 with fainter paddles), EMA half-life 5 kimg (0.54);
@@ -39,8 +40,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   bf16 autocast where the CPU runs it natively (~1.5x more);
     # - budget: 7 minutes (the paddle was still improving between 48 and 60
     #   kimg in every run, so a faster machine should use its speed), at most
-    #   400 kimg.  On the 2-core machine here that is about 55-60 kimg and
-    #   `make run` (setup ~2 min included) stays under 10 minutes.
+    #   400 kimg.  On the 2-core AVX2 machine here that is 50 kimg (3,100
+    #   steps) and `make run` takes 8m46s from a clean clone, setup included.
+    # Not good enough yet: walls, top bar, score and brick rows in 200/200
+    # samples, but the paddle score varies between 0 and 0.6 from run to run
+    # and checkpoint to checkpoint at 50-60 kimg (faint or repeated dashes);
+    # an earlier preset on a 3x faster AVX-512 CPU (3,300 steps at batch 32)
+    # also drew repeated paddle segments.
     "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=32, batch=16, lr_g=2e-4, lr_d=2e-4,
                      diffaugment="", ada=True, ada_ops="translation", ada_target=0.6, ada_kimg=20.0,
                      precision="auto", channels_last=True, kimg=400.0, minutes=7.0, log_every=100, ema_kimg=2.0),
