@@ -38,9 +38,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - width 32: D's small 8x8 and 4x4 convolutions dominate the step on a
     #   CPU, so a wider D costs about 3x; channels_last is 1.25x faster in fp32,
     #   bf16 autocast where the CPU runs it natively (~1.5x more);
-    # - budget: 7 minutes (the paddle was still improving between 48 and 60
-    #   kimg in every run, so a faster machine should use its speed), at most
-    #   400 kimg.  On the 2-core AVX2 machine here that is 50 kimg (3,100
+    # - n-critic 2: paddles earlier (0.42 at 36 kimg) but at 5-6 positions
+    #   only, 0.46 at 60; width_d 24: 1.4x faster per step, 0.07 at 60 kimg;
+    # - budget: 7 minutes, at most 400 kimg.  A 132 kimg run of this preset
+    #   (one thread) scored 0.00 up to 36 kimg, 0.33 at 48, then 0.48-0.59 at
+    #   every epoch from 60 to 132 kimg: past 60 kimg more compute does not
+    #   help, the recipe does.  On the 2-core AVX2 machine here that is 50 kimg (3,100
     #   steps) and `make run` takes 8m46s from a clean clone, setup included.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
     # samples, but the paddle score varies between 0 and 0.6 from run to run
