@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 GREY = 142
 BRICK_COLOURS = np.array([(200, 72, 72), (198, 108, 58), (180, 122, 48), (162, 162, 42), (72, 160, 72),
@@ -87,34 +88,31 @@ def summarise(frames: np.ndarray) -> dict[str, float]:
 
 
 def generated_frames(run: Path, num: int, seed: int) -> np.ndarray:
+    """(num, H, W, 3) uint8 frames from the run's EMA generator."""
+    from gankit.monitor.images import to_uint8
     from gankit.sample import generate, load_generator
 
-    images = generate(load_generator(run), num, seed=seed)  # (N, 3, H, W) in [-1, 1]
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return to_uint8(generate(load_generator(run), num, seed=seed))
 
 
 def real_frames(run: Path, num: int, seed: int) -> np.ndarray:
-    import yaml
-
+    """num frames drawn at random from the dataset the run trained on."""
     from gankit.data import load_dataset
+    from gankit.train.rundir import read_config
 
-    data = yaml.safe_load((run / "config.yaml").read_text())["data"]
-    images = load_dataset(data).images
+    images = load_dataset(read_config(run)["data"]).images
     idx = np.sort(np.random.default_rng(seed).choice(len(images), min(num, len(images)), replace=False))
     return np.asarray(images[idx])
 
 
-def save_grid(frames: np.ndarray, path: Path, cols: int = 8, scale: int = 3) -> None:
-    from PIL import Image
+def save_grid(frames: np.ndarray, path: Path, scale: int = 3) -> None:
+    import torch
 
-    n, h, w, c = frames.shape
-    rows = -(-n // cols)
-    grid = np.zeros((rows * (h + 2), cols * (w + 2), c), np.uint8)
-    for k, frame in enumerate(frames):
-        r, q = divmod(k, cols)
-        grid[r * (h + 2) + 1:r * (h + 2) + 1 + h, q * (w + 2) + 1:q * (w + 2) + 1 + w] = frame
-    image = Image.fromarray(grid)
-    image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
+    from gankit.monitor.images import make_grid
+
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1  # back to (B, C, H, W) in [-1, 1]
+    grid = make_grid(images)
+    grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST).save(path)
 
 
 def main(argv: list[str] | None = None) -> int:
