@@ -80,3 +80,25 @@ def test_throughput_script_reports_ratio_flops_and_train_check():
     for *_, acc, d_x, d_g_z, health in checks:
         assert all(0.0 <= float(v) <= 1.0 for v in (acc, d_x, d_g_z))
         assert health == "healthy" or health.startswith("problems: ")
+
+
+def test_auto_precision_reads_the_cpu_flags(tmp_path):
+    """`--precision auto` picks bf16 on the CPU only when it has bf16 units:
+    oneDNN's own check also says yes on plain AVX-512, where bf16 is slower."""
+    import torch
+    from gankit.train.loop import cpu_flags, pick_precision
+
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n\n")
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert "avx512bw" in cpu_flags(str(plain)) and "avx512_bf16" not in cpu_flags(str(plain))
+    assert "amx_bf16" in cpu_flags(str(amx)) and "bf16" in cpu_flags(str(arm))
+    assert cpu_flags(str(tmp_path / "missing")) is None
+    assert pick_precision("fp32", torch.device("cpu")) == "fp32"
+    flags = cpu_flags()
+    got = pick_precision("auto", torch.device("cpu"))
+    if flags is not None and not flags & {"avx512_bf16", "amx_bf16", "bf16"}:
+        assert got == "fp32"
