@@ -41,3 +41,36 @@ def test_wgan_gp_discriminator_has_no_batchnorm():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
     D = build_discriminator("dcgan", 32, 32, 3, 8, loss="bce")
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+
+
+def test_minibatch_std_measures_spread_within_groups():
+    from gankit.models.common import MinibatchStd
+
+    layer = MinibatchStd(group=4)
+    same = torch.randn(1, 5, 4, 4).repeat(8, 1, 1, 1)  # eight copies of one sample
+    varied = torch.randn(8, 5, 4, 4)
+    out_same, out_varied = layer(same), layer(varied)
+    assert out_same.shape == (8, 6, 4, 4)
+    assert torch.equal(out_same[:, :5], same)  # the features pass through untouched
+    assert out_same[:, 5].abs().max() < 1e-3  # copies: no spread
+    assert out_varied[:, 5].min() > 0.5  # unit Gaussians: spread near 1
+    # groups are samples i, i + B/g, ...: spread only inside group {0, 2, 4, 6}
+    mixed = same.clone()
+    mixed[0] += 3 * torch.randn(5, 4, 4)
+    spread = layer(mixed)[:, 5, 0, 0]
+    assert spread[0] > 0.1 and spread[2] == spread[0] and spread[1] < 1e-3
+    # batch sizes the group does not divide still work (g = largest divisor)
+    assert layer(torch.randn(6, 5, 4, 4)).shape == (6, 6, 4, 4)
+    assert layer(torch.randn(1, 5, 4, 4))[:, 5].abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("model", ["seed", "dcgan"])
+def test_mbstd_discriminator_sees_the_batch(model):
+    """With --mbstd, one sample's logit depends on the other samples of its group."""
+    D = build_discriminator(model, 32, 32, 3, 8, mbstd=4).eval()
+    plain = build_discriminator(model, 32, 32, 3, 8).eval()
+    x = torch.randn(4, 3, 32, 32)
+    y = x.clone()
+    y[1:] = x[0]  # the same first sample in a group of copies
+    assert not torch.allclose(D(x)[0], D(y)[0])
+    assert torch.allclose(plain(x)[0], plain(y)[0], atol=1e-6)

@@ -61,6 +61,7 @@ class TrainConfig:
     r1: float = _f(0.0, "R1 gradient penalty weight gamma on real images (0 disables)")
     r1_every: int = _f(16, "lazy regularisation: apply R1 every k D steps")
     spectral_norm: bool = _f(False, "spectral normalisation on every D weight")
+    mbstd: int = _f(0, "minibatch standard deviation in D over groups of this many samples (ProGAN; 0 disables)")
     label_smoothing: float = _f(0.0, "one-sided label smoothing: real target = 1 - this (bce only)")
     instance_noise: float = _f(0.0, "std of Gaussian noise added to D inputs, annealed to 0 over training")
     # --- budget ---
@@ -148,6 +149,8 @@ class TrainConfig:
         for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg", "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.mbstd < 0 or self.mbstd == 1:
+            bad("mbstd", f"must be 0 (off) or a group size >= 2, got {self.mbstd}")
         if not 0.0 <= self.label_smoothing < 0.5:
             bad("label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing}")
         if not 0.0 < self.ada_target < 1.0:

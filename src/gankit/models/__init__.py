@@ -26,12 +26,12 @@ def build_generator(model: str, height: int, width: int, channels: int, latent: 
 
 
 def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce",
-                        spectral_norm: bool = False) -> nn.Module:
+                        spectral_norm: bool = False, mbstd: int = 0) -> nn.Module:
     if model == "seed":
-        return SeedDiscriminator(height, width, channels, width_d)
+        return SeedDiscriminator(height, width, channels, width_d, mbstd=mbstd)
     if model == "dcgan":
         # A gradient penalty is per-sample and BatchNorm mixes samples; spectral
         # norm already conditions D (SNGAN uses no BN): drop BN in both cases.
         plain = loss == "wgan-gp" or spectral_norm
-        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if plain else "batch")
+        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if plain else "batch", mbstd=mbstd)
     raise UsageError(f"--model: unknown model {model!r}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from gankit.errors import UsageError
@@ -68,3 +69,31 @@ def init_weights(module: nn.Module) -> None:
             if m.weight is not None:
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
+
+
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch standard deviation: one extra feature map holding how
+    much the samples of a small group differ from each other.
+
+    Why: a generator that draws the same thing (or the same blurred average of
+    things, such as a paddle smeared over several places) in every sample
+    hides nothing from a per-sample discriminator; with this feature D sees
+    that a group of fakes varies less than a group of real images.
+
+    (B, C, H, W) -> (B, C + 1, H, W).  Groups are samples i, i + B/g, ...;
+    ``g`` is the largest divisor of B not above ``group``, so any batch size
+    works (a batch of one gets zeros).
+    """
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        g = max(d for d in range(1, min(self.group, B) + 1) if B % d == 0)
+        y = x.float().reshape(g, B // g, C, H, W)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (B/g, C, H, W): spread within each group
+        y = y.mean(dim=(1, 2, 3)).reshape(B // g, 1, 1, 1)  # (B/g, 1, 1, 1): one number per group
+        y = y.repeat(g, 1, H, W).to(x.dtype)  # (B, 1, H, W): sample i gets its group's number
+        return torch.cat([x, y], dim=1)

@@ -3,14 +3,15 @@ convolution discriminator, BatchNorm in both, no pooling, no dense layers but
 the ends.  Generalised from the fixed 64x64 recipe to any `plan_resolution`.
 
 The discriminator's BatchNorm is replaced by nothing when ``norm='none'``
-(required by gradient-penalty losses, which treat each sample on its own).
+(required by gradient-penalty losses, which treat each sample on its own);
+``mbstd`` > 0 adds a minibatch-standard-deviation map before its last layer.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.models.common import channels_at, init_weights, plan_resolution
+from gankit.models.common import MinibatchStd, channels_at, init_weights, plan_resolution
 
 
 class DCGANGenerator(nn.Module):
@@ -46,7 +47,8 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch"):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch",
+                 mbstd: int = 0):
         super().__init__()
         plan = plan_resolution(height, width)
         n = plan.doublings
@@ -59,6 +61,9 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             c_in = c_out
+        if mbstd:
+            layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
+            c_in += 1
         layers.append(nn.Conv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False))  # (B, c, h0, w0) -> (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)
         init_weights(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.models.common import channels_at, init_weights, plan_resolution
+from gankit.models.common import MinibatchStd, channels_at, init_weights, plan_resolution
 
 
 class SeedGenerator(nn.Module):
@@ -47,7 +47,7 @@ class SeedGenerator(nn.Module):
 
 
 class SeedDiscriminator(nn.Module):
-    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, mbstd: int = 0):
         super().__init__()
         plan = plan_resolution(height, width)
         n = plan.doublings
@@ -57,6 +57,9 @@ class SeedDiscriminator(nn.Module):
             c_out = channels_at(base, n - 1 - level, n - 1)  # base, 2*base, ... (capped at 8*base)
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]  # (B, c, h, w) -> (B, c_out, h/2, w/2)
             c_in = c_out
+        if mbstd:
+            layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
+            c_in += 1
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c_in * plan.base_h * plan.base_w, 1)  # (B, c*h0*w0) -> (B, 1)
         init_weights(self)

@@ -147,7 +147,8 @@ class Trainer:
     def _build(self) -> None:
         cfg, (C, H, W) = self.cfg, self.shape
         self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g).to(self.device)
-        self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm).to(self.device)
+        self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm,
+                                     cfg.mbstd).to(self.device)
         if cfg.spectral_norm:
             from gankit.regularize import apply_spectral_norm
 
