@@ -26,32 +26,38 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - batch 16 instead of 32 (twice the generator steps for the same images):
     #   0.48; batch 8: 0.52, and small batches use a CPU less well;
     # - ADA with translation only (mirrored borders, p driven by D's
-    #   over-fitting, 20 kimg from 0 to 1 because the run is short) instead of
-    #   DiffAugment: 0.58, the crispest paddles: D sees un-shifted frames
-    #   whenever it is not over-fitting, so it can check where the paddle is;
-    #   p settles near 0.9 without leaking (the walls stay at the frame's
-    #   edges in every sample).  ADA's flips and colour stay off: a mirrored score
-    #   bar or recoloured bricks would be worth learning for D;
-    # - not better here: lr 4e-4 (0.18), LSGAN (0.44), nearest-neighbour
-    #   frames (0.56 with fainter paddles), EMA half-life 5 kimg (0.54);
-    #   hinge + spectral norm learnt slower at the same compute;
+    #   over-fitting, 20 kimg from 0 to 1) instead of DiffAugment: 0.58 on
+    #   that machine, but on a second one (AVX-512 Xeon, same settings) 0.10;
+    #   p climbs to ~0.97 by 50 kimg, because D keeps winning, not over-fitting;
+    # - not better: lr 4e-4 (0.18), LSGAN (0.44), nearest-neighbour frames
+    #   (0.56, fainter), EMA half-life 5 kimg (0.54), hinge + spectral norm
+    #   (slower), n-critic 2 (0.46, 5-6 positions), width_d 24 (0.07);
     # - width 32: D's small 8x8 and 4x4 convolutions dominate the step on a
-    #   CPU, so a wider D costs about 3x; channels_last is 1.25x faster in fp32,
-    #   bf16 autocast where the CPU runs it natively (~1.5x more);
-    # - n-critic 2: paddles earlier (0.42 at 36 kimg) but at 5-6 positions
-    #   only, 0.46 at 60; width_d 24: 1.4x faster per step, 0.07 at 60 kimg;
-    # - budget: 7 minutes, at most 400 kimg.  A 132 kimg run of this preset
-    #   (one thread) scored 0.00 up to 36 kimg, 0.33 at 48, then 0.48-0.59 at
-    #   every epoch from 60 to 132 kimg: past 60 kimg more compute does not
-    #   help, the recipe does.  On the 2-core AVX2 machine here that is 50 kimg (3,100
-    #   steps) and `make run` takes 8m46s from a clean clone, setup included.
+    #   CPU, so a wider D costs about 3x; channels_last is 1.25x faster in fp32;
+    # - mbstd 4 (ProGAN's minibatch standard deviation before D's last layer):
+    #   the failure is G smearing the paddle over two or three places, or
+    #   drawing it faintly, the same way in every sample; with the group's
+    #   spread as a feature, D can tell.  Second machine, 50 kimg, final
+    #   checkpoint: with ADA 0.50 / 0.00 (seeds 0 / 1); seed 0 went on to
+    #   0.46-0.73 from 60 to 132 kimg (above the ~0.55 plateau without mbstd
+    #   on the first machine); with DiffAugment translation (zero borders, every image)
+    #   instead of ADA 0.36 / 0.37 (0.47 / 0.40 at 48 kimg), the steadier of
+    #   the two, so the preset uses it.  Without mbstd (the previous preset,
+    #   ADA): 0.10 / 0.39.  Two seeds each: within noise, but never worse;
+    # - tried with mbstd, all worse at 50 kimg: lr_d 1e-4 (0.00), lr_d 4e-4
+    #   (0.14), ADA target 0.8 (0.00), n-critic 2 (0.41), a 2-layer MLP in
+    #   front of G (0.01; 0.00 without mbstd).  Without mbstd: R1 1.0 (0.00),
+    #   a per-patch head on D's 8x8 map (0.00), D without BatchNorm (0.00,
+    #   washed-out grey), real and fake in one D batch (saturated);
+    # - budget: 7 minutes, at most 400 kimg: about 50 kimg (3,100 steps) on
+    #   the 2-core machines here; `make run` is under 9 minutes from a clean
+    #   clone, setup included.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
-    # samples, but the paddle score varies between 0 and 0.6 from run to run
-    # and checkpoint to checkpoint at 50-60 kimg (faint or repeated dashes);
-    # an earlier preset on a 3x faster AVX-512 CPU (3,300 steps at batch 32)
-    # also drew repeated paddle segments.
+    # samples, but at 50 kimg the paddle is in 0-0.5 of them depending on the
+    # seed and machine (a faint or missing dash in most of the rest): the
+    # paddle appears between 36 and 48 kimg and keeps improving after that.
     "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=32, batch=16, lr_g=2e-4, lr_d=2e-4,
-                     diffaugment="", ada=True, ada_ops="translation", ada_target=0.6, ada_kimg=20.0,
+                     diffaugment="translation", mbstd=4,
                      precision="auto", channels_last=True, kimg=400.0, minutes=7.0, log_every=100, ema_kimg=2.0),
     # 64x64 RGB sets of 1k-15k images (the trading-cards case).  Tuned with
     # benchmarks/small_data.py: 2,000 frames mixed from five Atari games, width 32,
