@@ -49,9 +49,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   front of G (0.01; 0.00 without mbstd).  Without mbstd: R1 1.0 (0.00),
     #   a per-patch head on D's 8x8 map (0.00), D without BatchNorm (0.00,
     #   washed-out grey), real and fake in one D batch (saturated);
-    # - budget: 7 minutes, at most 400 kimg: about 50 kimg (3,100 steps) on
-    #   the 2-core machines here; `make run` is under 9 minutes from a clean
-    #   clone, setup included.
+    # - budget: 7 minutes, at most 400 kimg: 42-50 kimg (2,650-3,100 steps)
+    #   on the 2-core machines here; `make run` took 8m36s from a clean clone,
+    #   setup included (42.5 kimg, paddle 0.12: faint dashes, often several).
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
     # samples, but at 50 kimg the paddle is in 0-0.5 of them depending on the
     # seed and machine (a faint or missing dash in most of the rest): the
