@@ -40,9 +40,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   spread as a feature, D can tell.  Second machine, 50 kimg, final
     #   checkpoint: with ADA 0.50 / 0.00 (seeds 0 / 1); seed 0 went on to
     #   0.46-0.73 from 60 to 132 kimg (above the ~0.55 plateau without mbstd
-    #   on the first machine); with DiffAugment translation (zero borders, every image)
-    #   instead of ADA 0.36 / 0.37 (0.47 / 0.40 at 48 kimg), the steadier of
-    #   the two, so the preset uses it.  Without mbstd (the previous preset,
+    #   on the first machine); with DiffAugment translation (zero borders,
+    #   every image) instead of ADA 0.36 / 0.37 (0.47 / 0.40 at 48 kimg), the
+    #   steadier of the two, so the preset uses it.  Without mbstd (the previous preset,
     #   ADA): 0.10 / 0.39.  Two seeds each: within noise, but never worse;
     # - tried with mbstd, all worse at 50 kimg: lr_d 1e-4 (0.00), lr_d 4e-4
     #   (0.14), ADA target 0.8 (0.00), n-critic 2 (0.41), a 2-layer MLP in
