@@ -53,3 +53,17 @@ def test_dry_run_prints_resolved_config(capsys):
     assert cfg["lr_d"] == 5e-5
     assert cfg["preset"] == "breakout"
     assert cfg["model"] == PRESETS["breakout"]["model"]
+
+
+def test_train_help_states_each_default_once(capsys):
+    """Train flags default to None so presets can fill them; help must show
+    the config's default, not argparse's None, and only once."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo line wrapping
+    assert "(default: None)" not in text
+    assert "--lr-g LR_G" in text and f"(default: {TrainConfig().lr_g!r})" in text
+    for flag in ("--seed SEED", "--kimg KIMG", "--diffaugment DIFFAUGMENT"):
+        after = text.split(flag, 2)[-1]  # the flag's own help line onward
+        assert after.split(" --", 1)[0].count("(default:") == 1, flag

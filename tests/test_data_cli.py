@@ -58,8 +58,9 @@ def test_every_flag_is_in_help_with_its_default(name, data_cli, capsys, monkeypa
     assert len(options) >= 2
     for action in options:
         assert action.option_strings[-1] in text, action.option_strings
-        if action.default is not argparse.SUPPRESS:
+        if action.default not in (argparse.SUPPRESS, None, ""):
             assert f"(default: {action.default})" in text, action.option_strings
+    assert "(default: None)" not in text  # "not given" is not worth a line
 
 
 def test_show_prints_statistics_and_writes_a_grid(tmp_path, data_cli, capsys):
