@@ -30,7 +30,7 @@ def coded(B, H, W):
 
 # ------------------------------------------------------------- DiffAugment
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("ops", [["color"], ["translation"], ["cutout"], OPS])
+@pytest.mark.parametrize("ops", [["color"], ["translation"], ["translation_x"], ["cutout"], OPS])
 def test_shape_dtype_and_change(shape, ops):
     x = images(shape)
     y = diff_augment(x, ops, generator=gen(1))
@@ -38,7 +38,7 @@ def test_shape_dtype_and_change(shape, ops):
     changed = (y - x).flatten(1).abs().amax(dim=1) > 0
     # translation may draw a zero shift for an image; over a batch something moves
     assert changed.any()
-    if ops != ["translation"]:
+    if ops not in (["translation"], ["translation_x"]):
         assert changed.all()
 
 
@@ -71,7 +71,7 @@ def test_deterministic_given_seed_and_seeds_differ():
     assert not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("ops", [["color"], ["translation"], ["cutout"], OPS])
+@pytest.mark.parametrize("ops", [["color"], ["translation"], ["translation_x"], ["cutout"], OPS])
 def test_gradients_match_finite_differences(ops):
     """Every op is differentiable w.r.t. the images (checked numerically)."""
     x = images((2, 3, 6, 8)).double().requires_grad_(True)
@@ -87,10 +87,11 @@ def test_generator_gradients_flow_through_augmented_d():
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
-def test_translation_is_a_zero_padded_integer_shift():
+@pytest.mark.parametrize("op", ["translation", "translation_x"])
+def test_translation_is_a_zero_padded_integer_shift(op):
     B, H, W = 16, 16, 24
     x = coded(B, H, W)
-    y = diff_augment(x, ["translation"], generator=gen(2))
+    y = diff_augment(x, [op], generator=gen(2))
     shifts = set()
     for b in range(B):
         nz = y[b, 0].nonzero()
@@ -101,6 +102,11 @@ def test_translation_is_a_zero_padded_integer_shift():
         assert int((y[b, 0] == 0).sum()) == H * W - (H - abs(int(dy[0]))) * (W - abs(int(dx[0])))
         shifts.add((int(dy[0]), int(dx[0])))
     assert len(shifts) > 3  # shifts are drawn per image
+    vertical = {dy for dy, _ in shifts}
+    if op == "translation_x":  # rows stay where they are: no edge row is pushed out
+        assert vertical == {0}
+    else:
+        assert len(vertical) > 1
 
 
 def test_cutout_zeros_one_rectangle_of_at_most_half_each_side():

@@ -7,7 +7,11 @@ transform *every* image D sees, real and generated, in the D passes and in
 the G pass, with differentiable operations so G's gradient flows through them:
 
 * `diff_augment` (Zhao et al. 2020, "DiffAugment"): colour, translation and
-  cutout applied to every image, at a fixed strength.
+  cutout applied to every image, at a fixed strength.  ``translation_x``
+  shifts along the width only, for data with something small pinned near the
+  top or bottom edge (Breakout's paddle): a vertical shift pushes it out of
+  the frame in a share of the real images, which teaches D that frames
+  without it are real.
 * `AdaptiveAugment` (Karras et al. 2020, "StyleGAN2-ADA"): each operation is
   applied to each image with a probability p that follows the discriminator's
   over-fitting signal r_t = E[sign(D(real))]: p rises while r_t is above the
@@ -145,13 +149,15 @@ def diff_augment(x: torch.Tensor, ops: str | Sequence[str], strength: float = 1.
     """Apply DiffAugment's operations, in the order given, to every image.
 
     x: (B, C, H, W) images in [-1, 1], any C, H, W; returns the same shape and
-    dtype.  ``ops`` is any subset of ``color``, ``translation``, ``cutout``
-    (list or comma-separated string).  At strength 1:
+    dtype.  ``ops`` is any subset of ``color``, ``translation``,
+    ``translation_x``, ``cutout`` (list or comma-separated string).  At
+    strength 1:
 
     * color: brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast
       x U(0.5, 1.5) around each image's mean.  Values can leave [-1, 1]
       (worst case |x| <= 31/6, about 5.2; in practice rarely beyond 2).
     * translation: integer shift of up to H/8 and W/8 pixels, zero padded.
+    * translation_x: the same with no vertical shift.
     * cutout: a rectangle of half each side, centred at a random pixel, set to 0.
 
     ``strength`` scales each op's range (brightness offset, factors' distance
@@ -168,8 +174,10 @@ def diff_augment(x: torch.Tensor, ops: str | Sequence[str], strength: float = 1.
         if op == "color":
             u = _draw("rand", (3, B, 1, 1, 1), x, generator)
             x = _color(x, (u[0] - 0.5) * strength, 1 + (2 * u[1] - 1) * strength, 1 + (u[2] - 0.5) * strength)
-        elif op == "translation":
+        elif op in ("translation", "translation_x"):
             dy, dx = _random_shifts(x, strength, generator)
+            if op == "translation_x":
+                dy = torch.zeros_like(dy)
             x = _translate(x, dy, dx, pad="zeros")
         else:
             x = _cutout(x, strength, generator)

@@ -19,7 +19,7 @@ LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
 MODELS = ("seed", "dcgan")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
-DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+DIFFAUGMENT_OPS = ("color", "translation", "translation_x", "cutout")
 ADA_OPS = ("flip", "translation", "color", "cutout")
 
 
@@ -53,7 +53,8 @@ class TrainConfig:
     ema_kimg: float = _f(1.0, "half-life of the generator EMA in thousands of images (0 disables)")
     no_ema: bool = _f(False, "sample from the raw generator instead of its EMA")
     # --- stability ---
-    diffaugment: str = _f("", "differentiable augmentation ops, comma-separated: color,translation,cutout")
+    diffaugment: str = _f("", "differentiable augmentation ops, comma-separated: color,translation,cutout "
+                                  "(translation_x: horizontal shifts only)")
     ada: bool = _f(False, "adaptive augmentation probability driven by D's overfitting signal")
     ada_target: float = _f(0.6, "ADA target for r_t = E[sign(D(x_real))]")
     ada_kimg: float = _f(100.0, "images (thousands) for ADA's p to move from 0 to 1")
