@@ -10,10 +10,11 @@ SIZES = [(16, 16), (32, 32), (64, 64), (128, 128), (256, 256), (84, 64)]
 @pytest.mark.parametrize("model", ["seed", "dcgan"])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("channels", [1, 3])
-def test_generator_and_discriminator_shapes(model, size, channels):
+@pytest.mark.parametrize("coords", [False, True])
+def test_generator_and_discriminator_shapes(model, size, channels, coords):
     h, w = size
-    G = build_generator(model, h, w, channels, latent=8, width_g=4)
-    D = build_discriminator(model, h, w, channels, width_d=4)
+    G = build_generator(model, h, w, channels, latent=8, width_g=4, coords=coords)
+    D = build_discriminator(model, h, w, channels, width_d=4, coords=coords)
     x = G(torch.randn(3, 8))
     assert x.shape == (3, channels, h, w)
     assert x.min() >= -1 and x.max() <= 1  # Tanh output
@@ -74,3 +75,55 @@ def test_mbstd_discriminator_sees_the_batch(model):
     y[1:] = x[0]  # the same first sample in a group of copies
     assert not torch.allclose(D(x)[0], D(y)[0])
     assert torch.allclose(plain(x)[0], plain(y)[0], atol=1e-6)
+
+
+
+def test_coord_maps_hold_rows_and_columns():
+    from gankit.models.common import coord_maps
+
+    maps = coord_maps(5, 7, dtype=torch.bfloat16)
+    assert maps.shape == (1, 2, 5, 7) and maps.dtype == torch.bfloat16
+    rows, cols = maps[0, 0].float(), maps[0, 1].float()
+    assert torch.equal(rows, rows[:, :1].expand(5, 7)) and torch.equal(cols, cols[:1].expand(5, 7))
+    assert (rows[1:, 0] > rows[:-1, 0]).all() and (cols[0, 1:] > cols[0, :-1]).all()
+    assert (rows[0, 0], rows[-1, 0], cols[0, 0], cols[0, -1]) == (-1, 1, -1, 1)
+
+
+@pytest.mark.parametrize("kind", [torch.nn.Conv2d, torch.nn.ConvTranspose2d])
+def test_coord_conv_is_a_conv_over_the_image_and_the_maps(kind):
+    """CoordConv computes conv(x) + xy(maps) once per batch; that must equal
+    one convolution over [x, rows, cols] with the two weights side by side."""
+    from gankit.models.common import CoordConv, coord_maps
+
+    torch.manual_seed(0)
+    layer = CoordConv(kind(3, 4, 4, 2, 1))
+    x = torch.randn(5, 3, 8, 8)
+    joined = torch.cat([x, coord_maps(8, 8).expand(5, 2, 8, 8)], dim=1)  # (5, 5, 8, 8)
+    dim = 1 if kind is torch.nn.Conv2d else 0  # Conv2d weight (out, in, k, k); transposed (in, out, k, k)
+    weight = torch.cat([layer.conv.weight, layer.xy.weight], dim=dim)
+    op = torch.nn.functional.conv2d if kind is torch.nn.Conv2d else torch.nn.functional.conv_transpose2d
+    expected = op(joined, weight, layer.conv.bias, stride=2, padding=1)
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+    # channels_last input (the CPU presets) keeps its layout through the add, same numbers
+    y = layer(x.contiguous(memory_format=torch.channels_last))
+    assert y.is_contiguous(memory_format=torch.channels_last) and torch.allclose(y, expected, atol=1e-5)
+    # and the output depends on where a pixel is: a flat image does not give a flat answer
+    flat = layer(torch.ones(1, 3, 8, 8))[0, :, 1:-1, 1:-1]
+    assert not torch.allclose(flat, flat[:, :1, :1].expand_as(flat))
+
+
+@pytest.mark.parametrize("model", ["seed", "dcgan"])
+def test_coord_conv_wraps_every_convolution_but_the_one_fed_z(model):
+    from gankit.models.common import CoordConv
+
+    for coords in (False, True):
+        G = build_generator(model, 32, 32, 3, latent=8, width_g=4, coords=coords)
+        D = build_discriminator(model, 32, 32, 3, width_d=4, coords=coords)
+        for net in (G, D):
+            convs = [m for m in net.modules() if type(m) in (torch.nn.Conv2d, torch.nn.ConvTranspose2d)]
+            wrapped = [m for m in net.modules() if isinstance(m, CoordConv)]
+            fed_z = int(net is G and model == "dcgan")  # DCGAN G's first layer maps z (1x1) to the base map
+            if coords:  # each CoordConv holds two convs: the layer's own and xy
+                assert len(wrapped) >= 3 and len(convs) == 2 * len(wrapped) + fed_z
+            else:
+                assert not wrapped

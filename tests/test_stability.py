@@ -28,7 +28,7 @@ ITERS, BATCH = 200, 8
 # run name -> (preset, options): every option a loss accepts, all at once (config.validate
 # rejects the others; see test_impossible_combinations_exit_2_naming_the_flag)
 ALL_ON = dict(diffaugment="color,translation,cutout", ada=True, ada_kimg=1.0, ada_target=0.5, r1_every=4,
-              instance_noise=0.1, lr_g=2e-4, lr_d=1e-4, mbstd=4)
+              instance_noise=0.1, lr_g=2e-4, lr_d=1e-4, mbstd=4, coord_conv=True)
 RUNS = {
     "bce": ("", dict(ALL_ON, loss="bce", spectral_norm=True, r1=1.0, label_smoothing=0.1)),
     "bce-batchnorm-r1": ("", dict(ALL_ON, loss="bce", r1=1.0, label_smoothing=0.1)),
@@ -86,8 +86,14 @@ def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, 
     assert state["ada"]["p"] == pytest.approx(ps[-1])
     sn_keys = [k for k in state["D"] if "parametrizations" in k]
     bn_keys = [k for k in state["D"] if "running_mean" in k]
-    last = [k for k in state["D"] if k.endswith("weight") or k.endswith("original")][-1]
+    last = [k for k in state["D"] if (k.endswith("weight") or k.endswith("original")) and ".xy." not in k][-1]
     assert state["D"][last].shape[1] % 2 == int(cfg.mbstd > 0), last  # the extra spread channel is there
+    # CoordConv: every D conv and every G conv but the first has its coordinate weights (2 input maps)
+    for part, skip in (("D", 0), ("G", 1)):
+        kernels = [k for k in state[part] if state[part][k].ndim == 4]  # conv weights (spectral norm: "original")
+        weights = [k for k in kernels if ".xy." not in k]
+        xy = [k for k in kernels if ".xy." in k]
+        assert len(xy) == (len(weights) - skip if cfg.coord_conv else 0), part
     if cfg.spectral_norm:
         assert sn_keys and not bn_keys
     else:  # DCGAN's D keeps its BatchNorm unless a per-sample penalty loss (wgan-gp) needs it gone

@@ -42,6 +42,7 @@ class TrainConfig:
     latent: int = _f(100, "size of the noise vector z")
     width_g: int = _f(64, "generator base channel count")
     width_d: int = _f(64, "discriminator base channel count")
+    coord_conv: bool = _f(False, "CoordConv: every convolution also sees each pixel's row and column (G and D)")
     # --- loss and optimisation ---
     loss: str = _f("bce", "adversarial loss", choices=LOSSES)
     n_critic: int = _f(0, "D steps per G step (0: 1 for bce/hinge/lsgan, 5 for wgan/wgan-gp)")

@@ -1,7 +1,7 @@
 """Generators and discriminators, built by name.
 
-``build_models(config, height, width, channels)`` returns ``(G, D)``; every
-generator has ``.latent`` and maps z (B, latent) to images (B, C, H, W) in
+``build_generator`` and ``build_discriminator`` make them from a model name
+and the config's sizes; every generator has ``.latent`` and maps z (B, latent) to images (B, C, H, W) in
 [-1, 1]; every discriminator maps images to logits (B,).
 """
 from __future__ import annotations
@@ -17,21 +17,23 @@ __all__ = ["build_generator", "build_discriminator", "plan_resolution",
            "SeedGenerator", "SeedDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]
 
 
-def build_generator(model: str, height: int, width: int, channels: int, latent: int, width_g: int) -> nn.Module:
+def build_generator(model: str, height: int, width: int, channels: int, latent: int, width_g: int,
+                    coords: bool = False) -> nn.Module:
     if model == "seed":
-        return SeedGenerator(height, width, channels, latent, width_g)
+        return SeedGenerator(height, width, channels, latent, width_g, coords=coords)
     if model == "dcgan":
-        return DCGANGenerator(height, width, channels, latent, width_g)
+        return DCGANGenerator(height, width, channels, latent, width_g, coords=coords)
     raise UsageError(f"--model: unknown model {model!r}")
 
 
 def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce",
-                        spectral_norm: bool = False, mbstd: int = 0) -> nn.Module:
+                        spectral_norm: bool = False, mbstd: int = 0, coords: bool = False) -> nn.Module:
     if model == "seed":
-        return SeedDiscriminator(height, width, channels, width_d, mbstd=mbstd)
+        return SeedDiscriminator(height, width, channels, width_d, mbstd=mbstd, coords=coords)
     if model == "dcgan":
         # A gradient penalty is per-sample and BatchNorm mixes samples; spectral
         # norm already conditions D (SNGAN uses no BN): drop BN in both cases.
         plain = loss == "wgan-gp" or spectral_norm
-        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if plain else "batch", mbstd=mbstd)
+        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if plain else "batch", mbstd=mbstd,
+                                  coords=coords)
     raise UsageError(f"--model: unknown model {model!r}")

@@ -5,17 +5,20 @@ the ends.  Generalised from the fixed 64x64 recipe to any `plan_resolution`.
 The discriminator's BatchNorm is replaced by nothing when ``norm='none'``
 (required by gradient-penalty losses, which treat each sample on its own);
 ``mbstd`` > 0 adds a minibatch-standard-deviation map before its last layer.
+``coords`` wraps every convolution but G's first (which sees only z) in a
+CoordConv: it also sees the row and column of each pixel.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.models.common import MinibatchStd, channels_at, init_weights, plan_resolution
+from gankit.models.common import MinibatchStd, channels_at, coord, init_weights, plan_resolution
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
+                 coords: bool = False):
         super().__init__()
         self.latent, self.height, self.width, self.channels = latent, height, width, channels
         plan = plan_resolution(height, width)
@@ -31,14 +34,15 @@ class DCGANGenerator(nn.Module):
         for level in range(1, n):
             c_out = channels_at(base, level, n - 1)
             layers += [
-                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),  # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
+                # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
+                coord(coords, nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(True),
             ]
             c_in = c_out
         # The output layer keeps a bias (the 2016 recipe has none): a flat
         # background such as Atari's black is then one number to learn.
-        layers += [nn.ConvTranspose2d(c_in, channels, 4, 2, 1), nn.Tanh()]  # -> (B, C, H, W) in [-1, 1]
+        layers += [coord(coords, nn.ConvTranspose2d(c_in, channels, 4, 2, 1)), nn.Tanh()]  # -> (B, C, H, W) in [-1, 1]
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
@@ -48,7 +52,7 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch",
-                 mbstd: int = 0):
+                 mbstd: int = 0, coords: bool = False):
         super().__init__()
         plan = plan_resolution(height, width)
         n = plan.doublings
@@ -56,7 +60,8 @@ class DCGANDiscriminator(nn.Module):
         c_in = channels
         for level in range(n):
             c_out = channels_at(base, n - 1 - level, n - 1)
-            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False))  # (B, c_in, h, w) -> (B, c_out, h/2, w/2)
+            # (B, c_in, h, w) -> (B, c_out, h/2, w/2)
+            layers.append(coord(coords, nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)))
             if level > 0 and norm == "batch":
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
@@ -64,7 +69,8 @@ class DCGANDiscriminator(nn.Module):
         if mbstd:
             layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
             c_in += 1
-        layers.append(nn.Conv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False))  # (B, c, h0, w0) -> (B, 1, 1, 1)
+        # (B, c, h0, w0) -> (B, 1, 1, 1)
+        layers.append(coord(coords, nn.Conv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
         init_weights(self)
 

@@ -4,17 +4,20 @@ Generator: z -> Linear -> reshape -> [upsample x2 + 3x3 conv + BN + ReLU] x n
 -> 3x3 conv -> Tanh.  Nearest upsampling + conv avoids the checkerboard of
 transposed convolutions, which matters for thin walls and brick edges.
 Discriminator: [4x4 stride-2 conv + LeakyReLU(0.2)] x n -> flatten -> Linear.
+``coords`` wraps every convolution in a CoordConv: it also sees the row and
+column of each pixel (D's Linear head already knows positions).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.models.common import MinibatchStd, channels_at, init_weights, plan_resolution
+from gankit.models.common import MinibatchStd, channels_at, coord, init_weights, plan_resolution
 
 
 class SeedGenerator(nn.Module):
-    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
+                 coords: bool = False):
         super().__init__()
         self.latent, self.height, self.width, self.channels = latent, height, width, channels
         plan = plan_resolution(height, width)
@@ -32,13 +35,14 @@ class SeedGenerator(nn.Module):
             c_out = channels_at(base, level + 1, n - 1) if level < n - 1 else base
             blocks += [
                 nn.Upsample(scale_factor=2, mode="nearest"),  # (B, c_in, h, w) -> (B, c_in, 2h, 2w)
-                nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False),  # -> (B, c_out, 2h, 2w)
+                coord(coords, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)),  # -> (B, c_out, 2h, 2w)
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.to_rgb = nn.Sequential(nn.Conv2d(c_in, channels, 3, 1, 1), nn.Tanh())  # (B, C, H, W) in [-1, 1]
+        # (B, c, H, W) -> (B, C, H, W) in [-1, 1]
+        self.to_rgb = nn.Sequential(coord(coords, nn.Conv2d(c_in, channels, 3, 1, 1)), nn.Tanh())
         init_weights(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -47,7 +51,8 @@ class SeedGenerator(nn.Module):
 
 
 class SeedDiscriminator(nn.Module):
-    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, mbstd: int = 0):
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, mbstd: int = 0,
+                 coords: bool = False):
         super().__init__()
         plan = plan_resolution(height, width)
         n = plan.doublings
@@ -55,7 +60,8 @@ class SeedDiscriminator(nn.Module):
         c_in = channels
         for level in range(n):
             c_out = channels_at(base, n - 1 - level, n - 1)  # base, 2*base, ... (capped at 8*base)
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]  # (B, c, h, w) -> (B, c_out, h/2, w/2)
+            # (B, c, h, w) -> (B, c_out, h/2, w/2)
+            layers += [coord(coords, nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
             c_in = c_out
         if mbstd:
             layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)

@@ -146,9 +146,9 @@ class Trainer:
 
     def _build(self) -> None:
         cfg, (C, H, W) = self.cfg, self.shape
-        self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g).to(self.device)
+        self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv).to(self.device)
         self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm,
-                                     cfg.mbstd).to(self.device)
+                                     cfg.mbstd, coords=cfg.coord_conv).to(self.device)
         if cfg.spectral_norm:
             from gankit.regularize import apply_spectral_norm
 
