@@ -37,27 +37,41 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - mbstd 4 (ProGAN's minibatch standard deviation before D's last layer):
     #   the failure is G smearing the paddle over two or three places, or
     #   drawing it faintly, the same way in every sample; with the group's
-    #   spread as a feature, D can tell.  Second machine, 50 kimg, final
-    #   checkpoint: with ADA 0.50 / 0.00 (seeds 0 / 1); seed 0 went on to
-    #   0.46-0.73 from 60 to 132 kimg (above the ~0.55 plateau without mbstd
-    #   on the first machine); with DiffAugment translation (zero borders,
-    #   every image) instead of ADA 0.36 / 0.37 (0.47 / 0.40 at 48 kimg), the
-    #   steadier of the two, so the preset uses it.  Without mbstd (the previous preset,
-    #   ADA): 0.10 / 0.39.  Two seeds each: within noise, but never worse;
+    #   spread as a feature, D can tell.  Second machine, 50 kimg: with ADA
+    #   0.50 / 0.00 (seeds 0 / 1), DiffAugment translation 0.36 / 0.37;
+    #   without mbstd (ADA) 0.10 / 0.39;
     # - tried with mbstd, all worse at 50 kimg: lr_d 1e-4 (0.00), lr_d 4e-4
     #   (0.14), ADA target 0.8 (0.00), n-critic 2 (0.41), a 2-layer MLP in
-    #   front of G (0.01; 0.00 without mbstd).  Without mbstd: R1 1.0 (0.00),
-    #   a per-patch head on D's 8x8 map (0.00), D without BatchNorm (0.00,
-    #   washed-out grey), real and fake in one D batch (saturated);
-    # - budget: 7 minutes, at most 400 kimg: 42-50 kimg (2,650-3,100 steps)
-    #   on the 2-core machines here; `make run` took 8m36s from a clean clone,
-    #   setup included (42.5 kimg, paddle 0.12: faint dashes, often several).
+    #   front of G (0.01).  Without mbstd: R1 1.0 (0.00), a per-patch head on
+    #   D's 8x8 map (0.00), D without BatchNorm (0.00, washed-out grey), real
+    #   and fake in one D batch (saturated);
+    # - D was blind to the paddle: erasing it from 512 real frames moved D's
+    #   logit by 0.08 (sd 0.12), and among generated samples D scored those
+    #   with a paddle no higher.  Cause: DiffAugment's vertical shift (up to 8
+    #   rows, zero border) pushes the paddle row out of ~18% of the real
+    #   frames, so a frame without a paddle is sometimes real.  translation_x
+    #   (sideways only): 0.65 / 0.56 at 50 kimg (paddles at 9-11 positions);
+    #   frames from the random policy instead (nearly intact bricks, simpler
+    #   images): 0.00 / 0.00, one frame for every z; no augmentation at all:
+    #   saturated again; a global-max "presence" branch on D's first
+    #   features: 0.45 / 0.40;
+    # - coord_conv (every conv also sees the pixel's row and column): G moves
+    #   one paddle instead of fading copies.  With translation_x: 0.59 / 0.56
+    #   at 50 kimg, paddles at 34-38 of the 51 positions real frames show,
+    #   and they appear by 24 kimg (0.51 / 0.33, where translation_x alone
+    #   had 0.00 / 0.01).  It costs ~11% of the step (91 vs 102 images/s,
+    #   `gankit bench --preset breakout`), so it was compared on the budget
+    #   `make run` has, 11 minutes on one core (~7 on two): 0.60 at 39 kimg
+    #   (39 positions, D right on 86%) against 0.48 at 43 kimg for
+    #   translation_x alone (10 positions, D right on 95%, and 0.62 at 36
+    #   kimg: it swings);
+    # - budget: 7 minutes, at most 400 kimg: ~40 kimg on the 2-core machines
+    #   here.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
-    # samples, but at 50 kimg the paddle is in 0-0.5 of them depending on the
-    # seed and machine (a faint or missing dash in most of the rest): the
-    # paddle appears between 36 and 48 kimg and keeps improving after that.
-    "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=32, batch=16, lr_g=2e-4, lr_d=2e-4,
-                     diffaugment="translation", mbstd=4,
+    # samples, a single paddle in ~0.6 of them; the rest have none (~20%) or
+    # two (~18%).  The score still rises at the end of the budget.
+    "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=32, coord_conv=True, batch=16, lr_g=2e-4,
+                     lr_d=2e-4, diffaugment="translation_x", mbstd=4,
                      precision="auto", channels_last=True, kimg=400.0, minutes=7.0, log_every=100, ema_kimg=2.0),
     # 64x64 RGB sets of 1k-15k images (the trading-cards case).  Tuned with
     # benchmarks/small_data.py: 2,000 frames mixed from five Atari games, width 32,
