@@ -1,8 +1,9 @@
 """Generators and discriminators, built by name.
 
 ``build_generator`` and ``build_discriminator`` make them from a model name
-and the config's sizes; every generator has ``.latent`` and maps z (B, latent) to images (B, C, H, W) in
-[-1, 1]; every discriminator maps images to logits (B,).
+and the config's sizes; every generator has ``.latent`` and maps z
+(B, latent) to images (B, C, H, W) in [-1, 1]; every discriminator maps
+images to logits (B,).
 """
 from __future__ import annotations
 
