@@ -61,12 +61,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   and they appear by 24 kimg (0.51 / 0.33, where translation_x alone
     #   had 0.00 / 0.01).  It costs ~11% of the step (91 vs 102 images/s,
     #   `gankit bench --preset breakout`), so it was compared on the budget
-    #   `make run` has, 11 minutes on one core (~7 on two): 0.60 at 39 kimg
-    #   (39 positions, D right on 86%) against 0.48 at 43 kimg for
-    #   translation_x alone (10 positions, D right on 95%, and 0.62 at 36
-    #   kimg: it swings);
-    # - budget: 7 minutes, at most 400 kimg: ~40 kimg on the 2-core machines
-    #   here.
+    #   `make run` has, 11 minutes on one core (~7 on two): 0.60 / 0.66 at
+    #   39-40 kimg (seeds 0 / 1, 39-40 positions, D right on 86-88%) against
+    #   0.48 at 43 kimg for translation_x alone (10 positions, D right on
+    #   95%, and 0.62 at 36 kimg: it swings); batch 8 instead of 16: 0.34;
+    # - budget: 7 minutes, at most 400 kimg: ~38 kimg on the 2-core machines
+    #   here; `make run` from a clean clone: 8m38s, 37.5 kimg, paddle 0.55 at
+    #   21 positions.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
     # samples, a single paddle in ~0.6 of them; the rest have none (~20%) or
     # two (~18%).  The score still rises at the end of the budget.
