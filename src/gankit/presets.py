@@ -70,7 +70,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   21 positions.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
     # samples, a single paddle in ~0.6 of them; the rest have none (~20%) or
-    # two (~18%).  The score still rises at the end of the budget.
+    # two (~18%).  More time alone does not fix it: 0.62-0.70 at every
+    # checkpoint from 48 to 96 kimg, on both seeds.
     "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=32, coord_conv=True, batch=16, lr_g=2e-4,
                      lr_d=2e-4, diffaugment="translation_x", mbstd=4,
                      precision="auto", channels_last=True, kimg=400.0, minutes=7.0, log_every=100, ema_kimg=2.0),
