@@ -122,7 +122,7 @@ class CoordConv(nn.Module):
     input channels, so conv([x, maps]) is computed as conv(x) + xy(maps) with
     ``xy`` run once on a (1, 2, h, w) input and broadcast over the batch:
     the same function and parameters as concatenating, without copying the
-    batch (concatenating cost ~20% of a CPU step of the breakout preset, this ~11%).
+    batch (concatenating cost ~20% of a CPU step of the breakout preset, this 7-11%).
 
     (B, C, h, w) -> whatever ``conv`` gives for it.
     """
