@@ -127,3 +127,39 @@ def test_coord_conv_wraps_every_convolution_but_the_one_fed_z(model):
                 assert len(wrapped) >= 3 and len(convs) == 2 * len(wrapped) + fed_z
             else:
                 assert not wrapped
+
+def _dashes(n: int, cols: tuple[int, ...] = (0, 28)) -> torch.Tensor:
+    """(n, 1, 32, 32) black frames with a white 2x4 dash at each of ``cols``, far apart (row 26)."""
+    x = torch.full((n, 1, 32, 32), -1.0)
+    for c in cols:
+        x[:, :, 26:28, c:c + 4] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("model", ["seed", "dcgan"])
+def test_linear_head_scores_two_objects_as_the_sum_of_one(model):
+    """Why --d-head exists.  With a linear last layer, D's logit for two far-apart
+    objects is exactly the sum of what each adds alone: it can push G to draw
+    more paddles or fewer, never to draw exactly one.  A hidden layer breaks that."""
+    torch.manual_seed(0)
+    none, a, b, both = (_dashes(1, cols).double() for cols in ((), (0,), (28,), (0, 28)))
+    for head in (0, 32):
+        D = build_discriminator(model, 32, 32, 1, 8, loss="wgan-gp", head=head).double()  # no BatchNorm
+        with torch.no_grad():
+            interaction = (D(both) - D(a) - D(b) + D(none)).abs().item()
+            effect = (D(a) - D(none)).abs().item()  # what one dash alone changes
+        assert effect > 1e-9
+        if head:
+            assert interaction > 0.01 * effect
+        else:
+            assert interaction < 1e-9 * effect
+
+
+@pytest.mark.parametrize("model", ["seed", "dcgan"])
+def test_d_head_adds_one_hidden_layer(model):
+    plain = build_discriminator(model, 64, 64, 3, 8)
+    mlp = build_discriminator(model, 64, 64, 3, 8, head=16)
+    last = [m for m in mlp.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][-1]
+    assert (last.in_features if isinstance(last, torch.nn.Linear) else last.in_channels) == 16
+    assert sum(p.numel() for p in mlp.parameters()) > sum(p.numel() for p in plain.parameters())
+    assert mlp(torch.randn(2, 3, 64, 64)).shape == (2,)

@@ -42,6 +42,7 @@ class TrainConfig:
     latent: int = _f(100, "size of the noise vector z")
     width_g: int = _f(64, "generator base channel count")
     width_d: int = _f(64, "discriminator base channel count")
+    d_head: int = _f(0, "hidden units of an MLP on D's last features (0: one linear layer, as in DCGAN)")
     coord_conv: bool = _f(False, "CoordConv: every convolution also sees each pixel's row and column (G and D)")
     # --- loss and optimisation ---
     loss: str = _f("bce", "adversarial loss", choices=LOSSES)
@@ -151,6 +152,8 @@ class TrainConfig:
         for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg", "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.d_head < 0:
+            bad("d_head", f"must be 0 (a linear last layer) or a positive number of hidden units, got {self.d_head}")
         if self.mbstd < 0 or self.mbstd == 1:
             bad("mbstd", f"must be 0 (off) or a group size >= 2, got {self.mbstd}")
         if not 0.0 <= self.label_smoothing < 0.5:

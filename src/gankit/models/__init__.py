@@ -28,13 +28,14 @@ def build_generator(model: str, height: int, width: int, channels: int, latent: 
 
 
 def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce",
-                        spectral_norm: bool = False, mbstd: int = 0, coords: bool = False) -> nn.Module:
+                        spectral_norm: bool = False, mbstd: int = 0, coords: bool = False,
+                        head: int = 0) -> nn.Module:
     if model == "seed":
-        return SeedDiscriminator(height, width, channels, width_d, mbstd=mbstd, coords=coords)
+        return SeedDiscriminator(height, width, channels, width_d, mbstd=mbstd, coords=coords, head=head)
     if model == "dcgan":
         # A gradient penalty is per-sample and BatchNorm mixes samples; spectral
         # norm already conditions D (SNGAN uses no BN): drop BN in both cases.
         plain = loss == "wgan-gp" or spectral_norm
         return DCGANDiscriminator(height, width, channels, width_d, norm="none" if plain else "batch", mbstd=mbstd,
-                                  coords=coords)
+                                  coords=coords, head=head)
     raise UsageError(f"--model: unknown model {model!r}")

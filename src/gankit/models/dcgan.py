@@ -4,7 +4,8 @@ the ends.  Generalised from the fixed 64x64 recipe to any `plan_resolution`.
 
 The discriminator's BatchNorm is replaced by nothing when ``norm='none'``
 (required by gradient-penalty losses, which treat each sample on its own);
-``mbstd`` > 0 adds a minibatch-standard-deviation map before its last layer.
+``mbstd`` > 0 adds a minibatch-standard-deviation map before its last layer;
+``head`` > 0 makes that last layer a small MLP (see ``SeedDiscriminator``).
 ``coords`` wraps every convolution but G's first (which sees only z) in a
 CoordConv: it also sees the row and column of each pixel.
 """
@@ -52,7 +53,7 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch",
-                 mbstd: int = 0, coords: bool = False):
+                 mbstd: int = 0, coords: bool = False, head: int = 0):
         super().__init__()
         plan = plan_resolution(height, width)
         n = plan.doublings
@@ -69,8 +70,13 @@ class DCGANDiscriminator(nn.Module):
         if mbstd:
             layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
             c_in += 1
-        # (B, c, h0, w0) -> (B, 1, 1, 1)
-        layers.append(coord(coords, nn.Conv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
+        if head:
+            # (B, c, h0, w0) -> (B, head, 1, 1) -> (B, 1, 1, 1): a hidden layer over the whole map
+            layers += [coord(coords, nn.Conv2d(c_in, head, (plan.base_h, plan.base_w), 1, 0)),
+                       nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(head, 1, 1)]
+        else:
+            # (B, c, h0, w0) -> (B, 1, 1, 1)
+            layers.append(coord(coords, nn.Conv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
         init_weights(self)
 

@@ -52,7 +52,7 @@ class SeedGenerator(nn.Module):
 
 class SeedDiscriminator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, mbstd: int = 0,
-                 coords: bool = False):
+                 coords: bool = False, head: int = 0):
         super().__init__()
         plan = plan_resolution(height, width)
         n = plan.doublings
@@ -67,7 +67,12 @@ class SeedDiscriminator(nn.Module):
             layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
             c_in += 1
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in * plan.base_h * plan.base_w, 1)  # (B, c*h0*w0) -> (B, 1)
+        flat = c_in * plan.base_h * plan.base_w
+        if head:
+            # (B, c*h0*w0) -> (B, head) -> (B, 1)
+            self.head = nn.Sequential(nn.Linear(flat, head), nn.LeakyReLU(0.2, inplace=True), nn.Linear(head, 1))
+        else:
+            self.head = nn.Linear(flat, 1)  # (B, c*h0*w0) -> (B, 1)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

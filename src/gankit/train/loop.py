@@ -148,7 +148,7 @@ class Trainer:
         cfg, (C, H, W) = self.cfg, self.shape
         self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv).to(self.device)
         self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm,
-                                     cfg.mbstd, coords=cfg.coord_conv).to(self.device)
+                                     cfg.mbstd, coords=cfg.coord_conv, head=cfg.d_head).to(self.device)
         if cfg.spectral_norm:
             from gankit.regularize import apply_spectral_norm
 
