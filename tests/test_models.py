@@ -163,3 +163,39 @@ def test_d_head_adds_one_hidden_layer(model):
     assert (last.in_features if isinstance(last, torch.nn.Linear) else last.in_channels) == 16
     assert sum(p.numel() for p in mlp.parameters()) > sum(p.numel() for p in plain.parameters())
     assert mlp(torch.randn(2, 3, 64, 64)).shape == (2,)
+
+
+def test_self_attention_is_softmax_of_query_key_over_values():
+    from gankit.models.common import SelfAttention
+
+    torch.manual_seed(0)
+    layer = SelfAttention(16)
+    x = torch.randn(2, 16, 8, 8)
+    assert torch.equal(layer(x), x)  # gamma starts at 0: the layer starts as the identity
+    with torch.no_grad():
+        layer.gamma.fill_(0.5)
+    q, k, v = (conv(x).flatten(2) for conv in (layer.query, layer.key, layer.value))  # (B, c, 64)
+    weights = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, 64, 64): row i sums to 1
+    expected = x + 0.5 * (v @ weights.transpose(1, 2)).view(2, 16, 8, 8)
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+    assert torch.allclose(layer(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)
+    # every position sees every other: a change in one corner reaches the opposite one
+    y = x.clone()
+    y[:, :, 0, 0] += 3.0
+    assert (layer(y) - layer(x))[:, :, 7, 7].abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("model", ["seed", "dcgan"])
+def test_generator_attention_sits_on_the_named_map(model):
+    from gankit.models.common import SelfAttention
+
+    seen = []
+    G = build_generator(model, 64, 64, 3, 8, 4, attention=16)
+    attn = [m for m in G.modules() if isinstance(m, SelfAttention)]
+    assert len(attn) == 1
+    attn[0].register_forward_hook(lambda m, inp, out: seen.append(tuple(out.shape)))
+    assert G(torch.randn(2, 8)).shape == (2, 3, 64, 64)
+    assert seen[0][0] == 2 and seen[0][2:] == (16, 16)
+    assert not any(isinstance(m, SelfAttention) for m in build_generator(model, 64, 64, 3, 8, 4).modules())
+    with pytest.raises(UsageError, match="--attention.*12"):
+        build_generator(model, 64, 64, 3, 8, 4, attention=12)

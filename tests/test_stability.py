@@ -28,10 +28,11 @@ ITERS, BATCH = 200, 8
 # run name -> (preset, options): every option a loss accepts, all at once (config.validate
 # rejects the others; see test_impossible_combinations_exit_2_naming_the_flag)
 ALL_ON = dict(diffaugment="color,translation,cutout", ada=True, ada_kimg=1.0, ada_target=0.5, r1_every=4,
-              instance_noise=0.1, lr_g=2e-4, lr_d=1e-4, mbstd=4, coord_conv=True)
+              instance_noise=0.1, lr_g=2e-4, lr_d=1e-4, mbstd=4, coord_conv=True, attention=8, d_head=16)
 RUNS = {
     "bce": ("", dict(ALL_ON, loss="bce", spectral_norm=True, r1=1.0, label_smoothing=0.1)),
-    "bce-batchnorm-r1": ("", dict(ALL_ON, loss="bce", r1=1.0, label_smoothing=0.1)),
+    # D's linear last layer here (one run of the ALL_ON set keeps it)
+    "bce-batchnorm-r1": ("", dict(ALL_ON, loss="bce", r1=1.0, label_smoothing=0.1, d_head=0)),
     "wgan": ("", dict(ALL_ON, loss="wgan")),  # weight clipping: no R1, no spectral norm
     "wgan-gp": ("", dict(ALL_ON, loss="wgan-gp", spectral_norm=True, r1=1.0)),
     "hinge": ("", dict(ALL_ON, loss="hinge", spectral_norm=True, r1=1.0)),
@@ -86,14 +87,21 @@ def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, 
     assert state["ada"]["p"] == pytest.approx(ps[-1])
     sn_keys = [k for k in state["D"] if "parametrizations" in k]
     bn_keys = [k for k in state["D"] if "running_mean" in k]
-    last = [k for k in state["D"] if (k.endswith("weight") or k.endswith("original")) and ".xy." not in k][-1]
+    d_weights = [k for k in state["D"] if (k.endswith("weight") or k.endswith("original")) and ".xy." not in k
+                 and state["D"][k].ndim > 1]
+    # with --d-head the last layer is head -> 1 and the one before it sees D's features
+    assert state["D"][d_weights[-1]].shape[1] == cfg.d_head or not cfg.d_head, d_weights[-1]
+    last = d_weights[-2] if cfg.d_head else d_weights[-1]
     assert state["D"][last].shape[1] % 2 == int(cfg.mbstd > 0), last  # the extra spread channel is there
-    # CoordConv: every D conv and every G conv but the first has its coordinate weights (2 input maps)
-    for part, skip in (("D", 0), ("G", 1)):
+    # CoordConv: every conv has its coordinate weights (2 input maps) but G's first, which sees only z,
+    # and the 1x1 output of D's head, which sees only its hidden units
+    for part, skip in (("D", int(cfg.d_head > 0)), ("G", 1)):
         kernels = [k for k in state[part] if state[part][k].ndim == 4]  # conv weights (spectral norm: "original")
-        weights = [k for k in kernels if ".xy." not in k]
+        weights = [k for k in kernels if ".xy." not in k and k.split(".")[-2] not in ("query", "key", "value")]
         xy = [k for k in kernels if ".xy." in k]
         assert len(xy) == (len(weights) - skip if cfg.coord_conv else 0), part
+    # self-attention in G (its gate is a 0-d parameter) and the hidden layer of D's head
+    assert any(k.endswith("gamma") and state["G"][k].ndim == 0 for k in state["G"]) == bool(cfg.attention)
     if cfg.spectral_norm:
         assert sn_keys and not bn_keys
     else:  # DCGAN's D keeps its BatchNorm unless a per-sample penalty loss (wgan-gp) needs it gone

@@ -42,6 +42,7 @@ class TrainConfig:
     latent: int = _f(100, "size of the noise vector z")
     width_g: int = _f(64, "generator base channel count")
     width_d: int = _f(64, "discriminator base channel count")
+    attention: int = _f(0, "self-attention (SAGAN) in G on the feature map this many pixels wide, e.g. 16 (0: none)")
     d_head: int = _f(0, "hidden units of an MLP on D's last features (0: one linear layer, as in DCGAN)")
     coord_conv: bool = _f(False, "CoordConv: every convolution also sees each pixel's row and column (G and D)")
     # --- loss and optimisation ---
@@ -152,6 +153,8 @@ class TrainConfig:
         for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg", "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.attention < 0:
+            bad("attention", f"must be 0 (none) or a feature-map width such as 16, got {self.attention}")
         if self.d_head < 0:
             bad("d_head", f"must be 0 (a linear last layer) or a positive number of hidden units, got {self.d_head}")
         if self.mbstd < 0 or self.mbstd == 1:

@@ -48,7 +48,8 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
     state = ckpt.load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
     C, H, W = state["shape"]
-    G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv)
+    G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv,
+                        attention=cfg.attention)
     try:
         G.load_state_dict(state["G_ema" if ema else "G"])
     except RuntimeError as err:

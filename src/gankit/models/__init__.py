@@ -19,11 +19,11 @@ __all__ = ["build_generator", "build_discriminator", "plan_resolution",
 
 
 def build_generator(model: str, height: int, width: int, channels: int, latent: int, width_g: int,
-                    coords: bool = False) -> nn.Module:
+                    coords: bool = False, attention: int = 0) -> nn.Module:
     if model == "seed":
-        return SeedGenerator(height, width, channels, latent, width_g, coords=coords)
+        return SeedGenerator(height, width, channels, latent, width_g, coords=coords, attention=attention)
     if model == "dcgan":
-        return DCGANGenerator(height, width, channels, latent, width_g, coords=coords)
+        return DCGANGenerator(height, width, channels, latent, width_g, coords=coords, attention=attention)
     raise UsageError(f"--model: unknown model {model!r}")
 
 

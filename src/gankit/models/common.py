@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import UsageError
@@ -69,6 +70,9 @@ def init_weights(module: nn.Module) -> None:
             if m.weight is not None:
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
+    for m in module.modules():  # attention keeps PyTorch's own init (gamma = 0 makes it a no-op at first)
+        if isinstance(m, SelfAttention):
+            m.reset_parameters()
 
 
 class MinibatchStd(nn.Module):
@@ -155,3 +159,51 @@ class CoordConv(nn.Module):
 def coord(coords: bool, conv: nn.Conv2d | nn.ConvTranspose2d) -> nn.Module:
     """``conv`` wrapped in a CoordConv when ``coords`` is on, else ``conv``."""
     return CoordConv(conv) if coords else conv
+
+
+class SelfAttention(nn.Module):
+    """Self-attention over a feature map (SAGAN, Zhang et al. 2019), added to
+    its input through a learnt gate ``gamma`` that starts at 0.
+
+    Why: convolutions only relate nearby pixels, so "exactly one paddle,
+    somewhere along the bottom" is a constraint no layer of a small
+    convolutional generator sees whole; one attention layer lets every
+    position look at every other.  Queries and keys have C/8 channels, as in
+    SAGAN; the dot products are not scaled, also as there.
+
+    (B, C, h, w) -> (B, C, h, w).  Costs O((h*w)^2) per sample: put it on a
+    small map (16x16 is 256 positions).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query = nn.Conv2d(channels, inner, 1)
+        self.key = nn.Conv2d(channels, inner, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def reset_parameters(self) -> None:
+        for conv in (self.query, self.key, self.value):
+            conv.reset_parameters()
+        nn.init.zeros_(self.gamma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, h, w = x.shape
+        q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, hw, C/8)
+        k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, hw, C/8)
+        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1, hw, C)
+        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, 1, hw, C): softmax(q k^T) v
+        out = out.squeeze(1).transpose(1, 2).reshape(B, C, h, w)
+        return x + self.gamma * out
+
+
+def attention_at(size: int, widths: list[int]) -> int | None:
+    """Index into ``widths`` (the feature-map widths a model goes through) of
+    the map ``size`` pixels wide that gets a SelfAttention; None for size 0."""
+    if not size:
+        return None
+    if size not in widths:
+        raise UsageError(f"--attention: no {size}-pixel-wide feature map in this model; "
+                         f"choose one of {sorted(set(widths))} (or 0 for none)")
+    return widths.index(size)

@@ -7,23 +7,27 @@ The discriminator's BatchNorm is replaced by nothing when ``norm='none'``
 ``mbstd`` > 0 adds a minibatch-standard-deviation map before its last layer;
 ``head`` > 0 makes that last layer a small MLP (see ``SeedDiscriminator``).
 ``coords`` wraps every convolution but G's first (which sees only z) in a
-CoordConv: it also sees the row and column of each pixel.
+CoordConv: it also sees the row and column of each pixel.  ``attention`` > 0
+puts a SelfAttention layer in G after the block whose maps are that many
+pixels wide.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.models.common import MinibatchStd, channels_at, coord, init_weights, plan_resolution
+from gankit.models.common import (MinibatchStd, SelfAttention, attention_at, channels_at, coord, init_weights,
+                                  plan_resolution)
 
 
 class DCGANGenerator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
-                 coords: bool = False):
+                 coords: bool = False, attention: int = 0):
         super().__init__()
         self.latent, self.height, self.width, self.channels = latent, height, width, channels
         plan = plan_resolution(height, width)
         n = plan.doublings
+        attend = attention_at(attention, [plan.base_w * 2 ** level for level in range(n)])
         c0 = channels_at(base, 0, n - 1)
         layers: list[nn.Module] = [
             # (B, latent, 1, 1) -> (B, c0, h0, w0)
@@ -31,6 +35,8 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(c0),
             nn.ReLU(True),
         ]
+        if attend == 0:
+            layers.append(SelfAttention(c0))  # (B, c0, h0, w0) -> same
         c_in = c0
         for level in range(1, n):
             c_out = channels_at(base, level, n - 1)
@@ -40,6 +46,8 @@ class DCGANGenerator(nn.Module):
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(True),
             ]
+            if attend == level:
+                layers.append(SelfAttention(c_out))  # (B, c_out, 2h, 2w) -> same
             c_in = c_out
         # The output layer keeps a bias (the 2016 recipe has none): a flat
         # background such as Atari's black is then one number to learn.

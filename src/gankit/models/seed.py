@@ -6,22 +6,27 @@ transposed convolutions, which matters for thin walls and brick edges.
 Discriminator: [4x4 stride-2 conv + LeakyReLU(0.2)] x n -> flatten -> Linear.
 ``coords`` wraps every convolution in a CoordConv: it also sees the row and
 column of each pixel (D's Linear head already knows positions).
+``attention`` > 0 puts a SelfAttention layer in G after the block whose maps
+are that many pixels wide.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.models.common import MinibatchStd, channels_at, coord, init_weights, plan_resolution
+from gankit.models.common import (MinibatchStd, SelfAttention, attention_at, channels_at, coord, init_weights,
+                                  plan_resolution)
 
 
 class SeedGenerator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
-                 coords: bool = False):
+                 coords: bool = False, attention: int = 0):
         super().__init__()
         self.latent, self.height, self.width, self.channels = latent, height, width, channels
         plan = plan_resolution(height, width)
         n = plan.doublings
+        # block `level` makes maps base_w * 2**(level + 1) wide
+        attend = attention_at(attention, [plan.base_w * 2 ** (level + 1) for level in range(n - 1)])
         c0 = channels_at(base, 0, n - 1)
         self.start = (c0, plan.base_h, plan.base_w)
         self.fc = nn.Sequential(
@@ -39,6 +44,8 @@ class SeedGenerator(nn.Module):
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]
+            if attend == level:
+                blocks.append(SelfAttention(c_out))  # (B, c_out, 2h, 2w) -> same
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         # (B, c, H, W) -> (B, C, H, W) in [-1, 1]

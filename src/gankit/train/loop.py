@@ -146,7 +146,8 @@ class Trainer:
 
     def _build(self) -> None:
         cfg, (C, H, W) = self.cfg, self.shape
-        self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv).to(self.device)
+        self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv,
+                                 attention=cfg.attention).to(self.device)
         self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm,
                                      cfg.mbstd, coords=cfg.coord_conv, head=cfg.d_head).to(self.device)
         if cfg.spectral_norm:
