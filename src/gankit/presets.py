@@ -68,6 +68,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - budget: 7 minutes, at most 400 kimg: ~38 kimg on the 2-core machines
     #   here; `make run` from a clean clone: 8m38s, 37.5 kimg, paddle 0.55 at
     #   21 positions.
+    # - D's last layer is linear, so it scores two far-apart paddles as the
+    #   sum of one (tests/test_models.py) and can only ask G for more or
+    #   fewer: the mean paddle count of the samples sits at ~1.0 (0.64 one,
+    #   0.16 two, 0.20 none or broken).  Tried on the budget, seed 0 / 1:
+    #   d_head 256 (an MLP there): doubles 0.07 instead of 0.16-0.18, but
+    #   missing or broken paddles up to 0.38-0.45, so 0.53 / 0.51; with a
+    #   per-patch head on D's 8x8 map as well 0.65 (patch head alone 0.58);
+    #   with G self-attention at 16x16 (`attention`) 0.68 / 0.45, attention
+    #   in D too 0.60 (30 kimg, it is slow); a 2-layer mapping MLP in front
+    #   of G 0.41.  None is a clear gain over the spread between two seeds,
+    #   so the preset keeps neither.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
     # samples, a single paddle in ~0.6 of them; the rest have none (~20%) or
     # two (~18%).  More time alone does not fix it: 0.62-0.70 at every
