@@ -77,8 +77,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   per-patch head on D's 8x8 map as well 0.65 (patch head alone 0.58);
     #   with G self-attention at 16x16 (`attention`) 0.68 / 0.45, attention
     #   in D too 0.60 (30 kimg, it is slow); a 2-layer mapping MLP in front
-    #   of G 0.41.  None is a clear gain over the spread between two seeds,
-    #   so the preset keeps neither.
+    #   of G 0.41.  On this budget none is a clear gain over the spread
+    #   between two seeds.  But given more images, d_head removes the
+    #   plateau: `--d-head 256 --minutes 0 --kimg 84` (27 minutes on one
+    #   core) scored 0.34, 0.48, 0.68, 0.76, 0.85, 0.92 at 24, 36, ... 84 kimg
+    #   (seed 0, paddles at 48 of 51 positions), seed 1: 0.41, 0.64, 0.67, 0.74,
+    #   0.82, 0.89 (50 positions; 17 minutes on two cores), where the
+    #   linear head stays at 0.62-0.70 from 48 to 96 kimg.  It is left off
+    #   here because `make run` stops at ~38 kimg, where it is not better.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
     # samples, a single paddle in ~0.6 of them; the rest have none (~20%) or
     # two (~18%).  More time alone does not fix it: 0.62-0.70 at every
