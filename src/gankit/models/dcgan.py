@@ -5,7 +5,10 @@ the ends.  Generalised from the fixed 64x64 recipe to any `plan_resolution`.
 The discriminator's BatchNorm is replaced by nothing when ``norm='none'``
 (required by gradient-penalty losses, which treat each sample on its own);
 ``mbstd`` > 0 adds a minibatch-standard-deviation map before its last layer;
-``head`` > 0 makes that last layer a small MLP (see ``SeedDiscriminator``).
+``head`` > 0 makes that last layer a small MLP (features -> head units ->
+LeakyReLU -> logit): a linear last layer scores two objects further apart than
+one feature cell sees as the sum of each, so it can ask G for more or fewer
+Breakout paddles but never for exactly one.
 ``coords`` wraps every convolution but G's first (which sees only z) in a
 CoordConv: it also sees the row and column of each pixel.  ``attention`` > 0
 puts a SelfAttention layer in G after the block whose maps are that many

@@ -6,6 +6,7 @@ transposed convolutions, which matters for thin walls and brick edges.
 Discriminator: [4x4 stride-2 conv + LeakyReLU(0.2)] x n -> flatten -> Linear.
 ``coords`` wraps every convolution in a CoordConv: it also sees the row and
 column of each pixel (D's Linear head already knows positions).
+``head`` > 0 puts a hidden layer in D's head (why: see models/dcgan.py);
 ``attention`` > 0 puts a SelfAttention layer in G after the block whose maps
 are that many pixels wide.
 """
