@@ -16,7 +16,7 @@ from torch import nn
 from gankit.config import TrainConfig
 from gankit.cli import positive_int
 from gankit.errors import UsageError
-from gankit.models import build_generator
+from gankit.models import config_generator
 from gankit.train import checkpoint as ckpt
 
 
@@ -47,9 +47,7 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
     path = find_checkpoint(run, checkpoint)
     state = ckpt.load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
-    C, H, W = state["shape"]
-    G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv,
-                        attention=cfg.attention)
+    G = config_generator(cfg, tuple(state["shape"]))
     try:
         G.load_state_dict(state["G_ema" if ema else "G"])
     except RuntimeError as err:

@@ -1,11 +1,14 @@
 """Generators and discriminators, built by name.
 
 ``build_generator`` and ``build_discriminator`` make them from a model name
-and the config's sizes; every generator has ``.latent`` and maps z
+and the config's sizes (``config_generator`` from a whole TrainConfig, so the
+trainer and ``load_generator`` cannot disagree); every generator has ``.latent`` and maps z
 (B, latent) to images (B, C, H, W) in [-1, 1]; every discriminator maps
 images to logits (B,).
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -14,7 +17,10 @@ from gankit.models.common import plan_resolution
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.models.seed import SeedDiscriminator, SeedGenerator
 
-__all__ = ["build_generator", "build_discriminator", "plan_resolution",
+if TYPE_CHECKING:
+    from gankit.config import TrainConfig
+
+__all__ = ["build_generator", "config_generator", "build_discriminator", "plan_resolution",
            "SeedGenerator", "SeedDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]
 
 
@@ -25,6 +31,13 @@ def build_generator(model: str, height: int, width: int, channels: int, latent: 
     if model == "dcgan":
         return DCGANGenerator(height, width, channels, latent, width_g, coords=coords, attention=attention)
     raise UsageError(f"--model: unknown model {model!r}")
+
+
+def config_generator(cfg: "TrainConfig", shape: tuple[int, int, int]) -> nn.Module:
+    """The generator a run with this config trains, for images of shape (C, H, W)."""
+    C, H, W = shape
+    return build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv,
+                           attention=cfg.attention)
 
 
 def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce",

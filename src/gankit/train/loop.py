@@ -28,7 +28,7 @@ from gankit.config import TrainConfig, parse_size
 from gankit.data.dataset import load_dataset
 from gankit.errors import TrainingFailed, UsageError
 from gankit.losses import build_loss
-from gankit.models import build_discriminator, build_generator
+from gankit.models import build_discriminator, config_generator
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.batches import BatchSource
@@ -146,8 +146,7 @@ class Trainer:
 
     def _build(self) -> None:
         cfg, (C, H, W) = self.cfg, self.shape
-        self.G = build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv,
-                                 attention=cfg.attention).to(self.device)
+        self.G = config_generator(cfg, self.shape).to(self.device)
         self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm,
                                      cfg.mbstd, coords=cfg.coord_conv, head=cfg.d_head).to(self.device)
         if cfg.spectral_norm:
