@@ -77,7 +77,6 @@ def test_mbstd_discriminator_sees_the_batch(model):
     assert torch.allclose(plain(x)[0], plain(y)[0], atol=1e-6)
 
 
-
 def test_coord_maps_hold_rows_and_columns():
     from gankit.models.common import coord_maps
 
@@ -127,6 +126,7 @@ def test_coord_conv_wraps_every_convolution_but_the_one_fed_z(model):
                 assert len(wrapped) >= 3 and len(convs) == 2 * len(wrapped) + fed_z
             else:
                 assert not wrapped
+
 
 def _dashes(n: int, cols: tuple[int, ...] = (0, 28)) -> torch.Tensor:
     """(n, 1, 32, 32) black frames with a white 2x4 dash at each of ``cols``, far apart (row 26)."""

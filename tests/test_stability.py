@@ -100,7 +100,7 @@ def test_every_option_trains_200_iterations_without_nan(tiny_dataset, tmp_path, 
         weights = [k for k in kernels if ".xy." not in k and k.split(".")[-2] not in ("query", "key", "value")]
         xy = [k for k in kernels if ".xy." in k]
         assert len(xy) == (len(weights) - skip if cfg.coord_conv else 0), part
-    # self-attention in G (its gate is a 0-d parameter) and the hidden layer of D's head
+    # self-attention in G: its gate is a 0-d parameter
     assert any(k.endswith("gamma") and state["G"][k].ndim == 0 for k in state["G"]) == bool(cfg.attention)
     if cfg.spectral_norm:
         assert sn_keys and not bn_keys

@@ -65,9 +65,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   39-40 kimg (seeds 0 / 1, 39-40 positions, D right on 86-88%) against
     #   0.48 at 43 kimg for translation_x alone (10 positions, D right on
     #   95%, and 0.62 at 36 kimg: it swings); batch 8 instead of 16: 0.34;
-    # - budget: 7 minutes, at most 400 kimg: ~38 kimg on the 2-core machines
+    # - budget: 7 minutes, at most 400 kimg: 38-46 kimg on the 2-core machines
     #   here; `make run` from a clean clone: 8m38s, 37.5 kimg, paddle 0.55 at
-    #   21 positions.
+    #   21 positions; on a later day 8m30s, 45.9 kimg, paddle 0.46 at 25.
     # - D's last layer is linear, so it scores two far-apart paddles as the
     #   sum of one (tests/test_models.py) and can only ask G for more or
     #   fewer: the mean paddle count of the samples sits at ~1.0 (0.64 one,
@@ -84,11 +84,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   (seed 0, paddles at 48 of 51 positions), seed 1: 0.41, 0.64, 0.67, 0.74,
     #   0.82, 0.89 (50 positions; 17 minutes on two cores), where the
     #   linear head stays at 0.62-0.70 from 48 to 96 kimg.  It is left off
-    #   here because `make run` stops at ~38 kimg, where it is not better.
+    #   here because `make run` stops at 38-46 kimg, where it is not better.
     # Not good enough yet: walls, top bar, score and brick rows in 200/200
     # samples, a single paddle in ~0.6 of them; the rest have none (~20%) or
     # two (~18%).  More time alone does not fix it: 0.62-0.70 at every
-    # checkpoint from 48 to 96 kimg, on both seeds.
+    # checkpoint from 48 to 96 kimg, on both seeds; more time with d_head does.
     "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=32, coord_conv=True, batch=16, lr_g=2e-4,
                      lr_d=2e-4, diffaugment="translation_x", mbstd=4,
                      precision="auto", channels_last=True, kimg=400.0, minutes=7.0, log_every=100, ema_kimg=2.0),
