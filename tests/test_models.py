@@ -111,6 +111,64 @@ def test_coord_conv_is_a_conv_over_the_image_and_the_maps(kind):
     assert not torch.allclose(flat, flat[:, :1, :1].expand_as(flat))
 
 
+@pytest.mark.parametrize("kind", [torch.nn.Conv2d, torch.nn.ConvTranspose2d])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_coord_conv_gradients_match_autograd(kind, channels_last):
+    """CoordConv's add has a hand-written backward (the batch sum of the maps'
+    gradient): first and second derivatives must be autograd's own, in float64."""
+    from gankit.models.common import _AddOverBatch
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    y = torch.randn(3, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    b = torch.randn(1, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    assert torch.autograd.gradcheck(_AddOverBatch.apply, (y, b))
+    assert torch.autograd.gradgradcheck(_AddOverBatch.apply, (y, b))
+    # inside a layer: weight gradients equal those of one convolution over [x, rows, cols]
+    from gankit.models.common import CoordConv, coord_maps
+
+    layer = CoordConv(kind(3, 4, 4, 2, 1)).double().to(memory_format=fmt)
+    x = torch.randn(5, 3, 8, 8, dtype=torch.float64).contiguous(memory_format=fmt)
+    joined = torch.cat([x, coord_maps(8, 8, dtype=torch.float64).expand(5, 2, 8, 8)], dim=1)
+    w_conv = layer.conv.weight.detach().clone().requires_grad_()
+    w_xy = layer.xy.weight.detach().clone().requires_grad_()
+    op = torch.nn.functional.conv2d if kind is torch.nn.Conv2d else torch.nn.functional.conv_transpose2d
+    dim = 1 if kind is torch.nn.Conv2d else 0
+    target = torch.randn_like(layer(x))
+    (op(joined, torch.cat([w_conv, w_xy], dim=dim), layer.conv.bias, stride=2, padding=1) * target).sum().backward()
+    (layer(x) * target).sum().backward()
+    assert torch.allclose(layer.xy.weight.grad, w_xy.grad) and torch.allclose(layer.conv.weight.grad, w_conv.grad)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dense_layers_are_the_convolutions_they_replace(channels_last):
+    """DCGAN's first G layer and last D layer run as matrix products: same
+    outputs, gradients and state_dict as nn.ConvTranspose2d / nn.Conv2d, their
+    weight stays a plain matrix under channels_last, other sizes fall back."""
+    from gankit.models.common import DenseConv2d, DenseConvTranspose2d
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    cases = [(DenseConv2d(6, 5, (4, 3), 1, 0), torch.nn.Conv2d(6, 5, (4, 3), 1, 0), (7, 6, 4, 3)),
+             (DenseConvTranspose2d(6, 5, (4, 3), 1, 0, bias=False),
+              torch.nn.ConvTranspose2d(6, 5, (4, 3), 1, 0, bias=False), (7, 6, 1, 1))]
+    for dense, plain, shape in cases:
+        dense, plain = dense.double(), plain.double()
+        plain.load_state_dict(dense.state_dict())  # the same keys and shapes
+        dense, plain = dense.to(memory_format=fmt), plain.to(memory_format=fmt)
+        assert dense.weight.is_contiguous()
+        x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=fmt)
+        xd, xp = x.clone().requires_grad_(), x.clone().requires_grad_()
+        yd, yp = dense(xd), plain(xp)
+        assert yd.shape == yp.shape and torch.allclose(yd, yp)
+        target = torch.randn_like(yp)
+        (yd * target).sum().backward()
+        (yp * target).sum().backward()
+        assert torch.allclose(xd.grad, xp.grad) and torch.allclose(dense.weight.grad, plain.weight.grad)
+        bigger = torch.randn(2, 6, shape[2] + 3, shape[3] + 2, dtype=torch.float64)
+        assert torch.allclose(dense(bigger), plain(bigger))
+
+
 @pytest.mark.parametrize("model", ["seed", "dcgan"])
 def test_coord_conv_wraps_every_convolution_but_the_one_fed_z(model):
     from gankit.models.common import CoordConv
@@ -119,7 +177,7 @@ def test_coord_conv_wraps_every_convolution_but_the_one_fed_z(model):
         G = build_generator(model, 32, 32, 3, latent=8, width_g=4, coords=coords)
         D = build_discriminator(model, 32, 32, 3, width_d=4, coords=coords)
         for net in (G, D):
-            convs = [m for m in net.modules() if type(m) in (torch.nn.Conv2d, torch.nn.ConvTranspose2d)]
+            convs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
             wrapped = [m for m in net.modules() if isinstance(m, CoordConv)]
             fed_z = int(net is G and model == "dcgan")  # DCGAN G's first layer maps z (1x1) to the base map
             if coords:  # each CoordConv holds two convs: the layer's own and xy

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.models.common import (MinibatchStd, SelfAttention, attention_at, channels_at, coord, init_weights,
-                                  plan_resolution)
+from gankit.models.common import (DenseConv2d, DenseConvTranspose2d, MinibatchStd, SelfAttention, attention_at,
+                                  channels_at, coord, init_weights, plan_resolution)
 
 
 class DCGANGenerator(nn.Module):
@@ -34,7 +34,7 @@ class DCGANGenerator(nn.Module):
         c0 = channels_at(base, 0, n - 1)
         layers: list[nn.Module] = [
             # (B, latent, 1, 1) -> (B, c0, h0, w0)
-            nn.ConvTranspose2d(latent, c0, (plan.base_h, plan.base_w), 1, 0, bias=False),
+            DenseConvTranspose2d(latent, c0, (plan.base_h, plan.base_w), 1, 0, bias=False),
             nn.BatchNorm2d(c0),
             nn.ReLU(True),
         ]
@@ -83,11 +83,11 @@ class DCGANDiscriminator(nn.Module):
             c_in += 1
         if head:
             # (B, c, h0, w0) -> (B, head, 1, 1) -> (B, 1, 1, 1): a hidden layer over the whole map
-            layers += [coord(coords, nn.Conv2d(c_in, head, (plan.base_h, plan.base_w), 1, 0)),
+            layers += [coord(coords, DenseConv2d(c_in, head, (plan.base_h, plan.base_w), 1, 0)),
                        nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(head, 1, 1)]
         else:
             # (B, c, h0, w0) -> (B, 1, 1, 1)
-            layers.append(coord(coords, nn.Conv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
+            layers.append(coord(coords, DenseConv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
