@@ -105,7 +105,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   Chosen: it levels off above 0.9 where 3e-4 sat at 0.90 on this seed.
     #   `make run` from a clean clone, two cores, 7 minutes: 67.5 kimg, 8m14s
     #   in all, paddle 0.76, 0.82, 0.83 at 48, 60, 67.5 kimg, still rising;
-    #   so the budget is 8 minutes (about 9m15s for all of `make run`).
+    #   so the budget is 8 minutes: 71.9 kimg on a slower day, 9m25s in all,
+    #   paddle 0.84 at 46 positions (seed 0; 2-thread runs follow another
+    #   path than 1-thread ones).  This preset on one core, seeds 1 / 2:
+    #   0.62 / 0.73 at 48, 0.85 / 0.89 at 72, 0.88 / 0.90 at 84, 0.90 / 0.91
+    #   at 96 kimg.
+    # Not there yet: walls, top bar, score and brick rows in every sample, a
+    # single paddle at varying places in ~85% of `make run`'s samples; 9 in
+    # 10 takes 84-96 kimg (`--minutes 0 --kimg 96`, ~10 minutes on 2 cores).
     "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=16, d_head=256, coord_conv=True, batch=16,
                      lr_g=4e-4, lr_d=4e-4, diffaugment="translation_x", mbstd=4,
                      precision="auto", channels_last=True, kimg=400.0, minutes=8.0, log_every=100, ema_kimg=2.0),
