@@ -197,7 +197,8 @@ class _DenseMixin:
 
 class DenseConv2d(_DenseMixin, nn.Conv2d):
     """A convolution whose kernel covers its whole input, (B, C, kh, kw) ->
-    (B, out, 1, 1): DCGAN's last D layer, or a hidden layer over D's last map.
+    (B, out, 1, 1): DCGAN's last D layer, or the hidden layer over D's last
+    map and the 1x1 one after it.
 
     Computed as one matrix product on the flattened input when the input is
     exactly the kernel's size (~5x faster on a CPU than the convolution
@@ -206,7 +207,8 @@ class DenseConv2d(_DenseMixin, nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[2:] != self.weight.shape[2:] or self.padding != (0, 0) or self.groups != 1:
+        if (x.shape[2:] != self.weight.shape[2:] or self.padding != (0, 0) or self.dilation != (1, 1)
+                or self.groups != 1):
             return super().forward(x)
         y = F.linear(x.flatten(1), self.weight.flatten(1), self.bias)  # (B, C*kh*kw) -> (B, out)
         return y[:, :, None, None]  # (B, out, 1, 1)
@@ -219,7 +221,7 @@ class DenseConvTranspose2d(_DenseMixin, nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if (x.shape[2:] != (1, 1) or output_size is not None or self.stride != (1, 1) or self.padding != (0, 0)
-                or self.groups != 1):
+                or self.dilation != (1, 1) or self.groups != 1):
             return super().forward(x, output_size)
         B = x.shape[0]
         y = x.flatten(1) @ self.weight.flatten(1)  # (B, latent) @ (latent, out*kh*kw)

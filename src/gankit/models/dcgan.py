@@ -84,7 +84,7 @@ class DCGANDiscriminator(nn.Module):
         if head:
             # (B, c, h0, w0) -> (B, head, 1, 1) -> (B, 1, 1, 1): a hidden layer over the whole map
             layers += [coord(coords, DenseConv2d(c_in, head, (plan.base_h, plan.base_w), 1, 0)),
-                       nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(head, 1, 1)]
+                       nn.LeakyReLU(0.2, inplace=True), DenseConv2d(head, 1, 1)]
         else:
             # (B, c, h0, w0) -> (B, 1, 1, 1)
             layers.append(coord(coords, DenseConv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
