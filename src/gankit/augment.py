@@ -82,22 +82,27 @@ def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(index >= n, 2 * (n - 1) - index, index)
 
 
-def _translate(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: str) -> torch.Tensor:
+def _translate(x: torch.Tensor, dy: torch.Tensor | None, dx: torch.Tensor, pad: str) -> torch.Tensor:
     """Shift image b by (dy[b], dx[b]) pixels; uncovered pixels are 0 or mirrored.
 
-    dy, dx: (B,) integer tensors.  Implemented as two gathers, so it is
-    differentiable w.r.t. x and costs the same for any batch size.
+    dy, dx: (B,) integer tensors; ``dy=None`` shifts sideways only (one gather
+    fewer).  Implemented as gathers, so it is differentiable w.r.t. x and costs
+    the same for any batch size.
     """
     B, C, H, W = x.shape
-    rows = torch.arange(H, device=x.device)[None, :] - dy[:, None]  # (B, H) source row of each output row
-    cols = torch.arange(W, device=x.device)[None, :] - dx[:, None]  # (B, W)
+    cols = torch.arange(W, device=x.device)[None, :] - dx[:, None]  # (B, W) source column of each output column
+    rows = None if dy is None else torch.arange(H, device=x.device)[None, :] - dy[:, None]  # (B, H)
     if pad == "reflection":
-        rows, cols = _reflect(rows, H), _reflect(cols, W)
+        cols = _reflect(cols, W)
+        rows = None if rows is None else _reflect(rows, H)
         valid = None
     else:
-        valid = ((rows >= 0) & (rows < H))[:, None, :, None] & ((cols >= 0) & (cols < W))[:, None, None, :]
-        rows, cols = rows.clamp(0, H - 1), cols.clamp(0, W - 1)
-    out = x.gather(2, rows[:, None, :, None].expand(B, C, H, W))
+        valid = ((cols >= 0) & (cols < W))[:, None, None, :]
+        cols = cols.clamp(0, W - 1)
+        if rows is not None:
+            valid = valid & ((rows >= 0) & (rows < H))[:, None, :, None]
+            rows = rows.clamp(0, H - 1)
+    out = x if rows is None else x.gather(2, rows[:, None, :, None].expand(B, C, H, W))
     out = out.gather(3, cols[:, None, None, :].expand(B, C, H, W))
     return out if valid is None else out * valid.to(x.dtype)
 
@@ -176,9 +181,7 @@ def diff_augment(x: torch.Tensor, ops: str | Sequence[str], strength: float = 1.
             x = _color(x, (u[0] - 0.5) * strength, 1 + (2 * u[1] - 1) * strength, 1 + (u[2] - 0.5) * strength)
         elif op in ("translation", "translation_x"):
             dy, dx = _random_shifts(x, strength, generator)
-            if op == "translation_x":
-                dy = torch.zeros_like(dy)
-            x = _translate(x, dy, dx, pad="zeros")
+            x = _translate(x, None if op == "translation_x" else dy, dx, pad="zeros")  # dy drawn all the same: same random stream
         else:
             x = _cutout(x, strength, generator)
     return x

