@@ -6,7 +6,8 @@ the parser's default ``func``.  This module only assembles them, so
 ``gankit --help`` and ``gankit <command> --help`` always list every command and
 flag with its default.
 
-Exit statuses: 0 success, 1 training failed, 2 bad flag or input (argparse's
+Exit statuses: 0 success, 1 training failed or the machine stopped it
+(`EnvironmentProblem`: disk full, read-only folder, locked run), 2 bad flag or input (argparse's
 own convention, which `UsageError` follows).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from typing import Sequence
 
 from gankit import __version__
-from gankit.errors import TrainingFailed, UsageError
+from gankit.errors import EnvironmentProblem, TrainingFailed, UsageError
 
 # command name -> module that defines add_parser(subparsers) and run(args)
 COMMANDS = {
@@ -101,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser_for.print_usage(sys.stderr)
         print(f"gankit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except EnvironmentProblem as err:
+        print(f"gankit {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except TrainingFailed as err:
         print(f"gankit {args.command}: training failed: {err}", file=sys.stderr)
         return 1

@@ -12,6 +12,12 @@ class UsageError(ValueError):
     """A bad flag value or input; the CLI prints it and exits with status 2."""
 
 
+class EnvironmentProblem(RuntimeError):
+    """The machine, not the user's flags, stopped the command: a full disk, a
+    read-only or unwritable folder, a run directory locked by another process.
+    The CLI prints one line naming the path and the fix, and exits with status 1."""
+
+
 class TrainingFailed(RuntimeError):
     """Training stopped on purpose (for example non-finite losses that three
     roll-backs did not cure); the CLI prints it and exits with status 1."""
