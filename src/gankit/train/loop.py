@@ -45,6 +45,8 @@ def pick_precision(name: str, device: torch.device) -> str:
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":  # autocast on MPS is young: fp32 is the safe choice
+        return "fp32"
     native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     flags = cpu_flags()
     if flags is not None:
@@ -73,11 +75,9 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device: cuda requested but no CUDA device is available")
-    return torch.device(name)
+    from gankit.device import resolve_device
+
+    return resolve_device(name)
 
 
 @dataclass
@@ -159,7 +159,7 @@ class Trainer:
         self.ema = EMA(self.G, cfg.ema_kimg)
         # One fused kernel per optimiser (CPU since torch 2.4): 3x faster than
         # foreach on the CPU, ~5% of a breakout step; same update up to rounding.
-        fused = self.device.type in ("cuda", "cpu")
+        fused = self.device.type in ("cuda", "cpu")  # MPS: the foreach kernels
         adam = dict(betas=(cfg.beta1, cfg.beta2), foreach=not fused, fused=fused or None)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, **adam)
