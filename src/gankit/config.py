@@ -313,8 +313,8 @@ def flag_help(f: Any, default: Any) -> str:
     choices = f.metadata.get("choices")
     if choices:
         text += f"; one of: {', '.join(choices)}"
-    if "(default:" not in text and default != "":
-        text += f" (default: {default!r})"
+    if "(default:" not in text:
+        text += f" (default: {default!r})" if default != "" else " (default: none)"
     return text
 
 

@@ -101,7 +101,7 @@ def expect_run(path: str | Path, flag: str = "RUN") -> Path:
         return p
     runs_hint = f"`gankit runs --out {p.parent}` lists the runs there"
     if kind == "missing":
-        raise UsageError(f"{flag}: no such run {p}", hint=runs_hint)
+        raise UsageError(f"{flag}: no such run directory {p}", hint=runs_hint)
     if kind in ("dataset", "unfinished-dataset"):
         raise UsageError(f"{flag}: {p} is a dataset, not a training run",
                          hint=f"train on it with `gankit train --data {p}`; `gankit runs` lists the runs")

@@ -359,15 +359,48 @@ class Trainer:
         return 0 if (cfg.kimg or cfg.minutes) else 10
 
     def budget_done(self) -> bool:
+        """True once a limit of the budget is reached; the limit is kept in
+        ``stop_reason`` and told to the monitor (summary.json, the end line)."""
+        reached = self._limit_reached()
+        if reached is not None:
+            self.stop_reason = reached
+            monitor = getattr(self, "monitor", None)
+            if monitor is not None:
+                monitor.stopped_by(*reached)
+        return reached is not None
+
+    def _limit_reached(self) -> tuple[str, float] | None:
         cfg, c = self.cfg, self.counters
         if self.total_epochs and c.epoch > self.total_epochs:
-            return True
+            return "epochs", self.total_epochs
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
-            return True
+            return "kimg", cfg.kimg
         if cfg.minutes:
             # Every rank must stop at the same iteration: rank clocks differ slightly.
-            return dist_util.any_rank(self.elapsed() >= cfg.minutes * 60, self.dist)
-        return False
+            if dist_util.any_rank(self.elapsed() >= cfg.minutes * 60, self.dist):
+                return "minutes", cfg.minutes
+        return None
+
+    def budget_status(self, iters: int) -> str:
+        """Progress against the limit that will stop the run first, with an
+        ETA: 'kimg 42.1/78.0, 3m10s left'."""
+        cfg, c = self.cfg, self.counters
+        elapsed = self.elapsed()
+        per_epoch = iters * self.batches.batch * self.dist.world
+        options = []  # (seconds left, text)
+        if self.total_epochs:
+            done = c.images_seen / (self.total_epochs * per_epoch)
+            options.append((_eta(elapsed, done), f"epoch {c.epoch}/{self.total_epochs}"))
+        if cfg.kimg:
+            done = c.images_seen / (cfg.kimg * 1000)
+            options.append((_eta(elapsed, done), f"kimg {c.images_seen / 1000:.1f}/{cfg.kimg:.1f}"))
+        if cfg.minutes:
+            left = max(0.0, cfg.minutes * 60 - elapsed)
+            options.append((left, f"time {_clock(elapsed)}/{_clock(cfg.minutes * 60)}"))
+        if not options:
+            return ""
+        left, text = min(options, key=lambda o: o[0])
+        return f"{text}, {_clock(left)} left" if math.isfinite(left) else text
 
     def run(self) -> Path:
         from gankit.monitor import RunMonitor
@@ -470,10 +503,13 @@ class Trainer:
             record["ada_rt"] = float(self.ada.r_t)
         if not all(math.isfinite(v) for v in (record["loss_d"], record["loss_g"])):
             raise FloatingPointError(f"non-finite loss at step {c.step} (Loss_D {record['loss_d']}, Loss_G {record['loss_g']})")
-        epochs = self.total_epochs or "?"
-        line = (f"[{c.epoch}/{epochs}][{c.iter}/{iters}] Loss_D: {record['loss_d']:.4f} Loss_G: {record['loss_g']:.4f} "
-                f"D(x): {record['d_x']:.4f} D(G(z)): {record['d_g_z1']:.4f} / {record['d_g_z2']:.4f}")
+        budget = self.budget_status(iters)
+        epochs = f"/{self.total_epochs}" if self.total_epochs else ""
+        line = (f"[{c.epoch}{epochs}][{c.iter}/{iters}] Loss_D: {record['loss_d']:.4f} Loss_G: {record['loss_g']:.4f} "
+                f"D(x): {record['d_x']:.4f} D(G(z)): {record['d_g_z1']:.4f} / {record['d_g_z2']:.4f}"
+                + (f" | {budget}" if budget else ""))
         if self.rank0:
+            bar.set_postfix_str(budget, refresh=False)
             bar.write(line, file=sys.stdout)
             self.log_file.write(line + "\n")
             self.log_file.flush()
@@ -567,6 +603,20 @@ def _grad_norm(module: nn.Module) -> torch.Tensor:
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+
+
+def _eta(elapsed: float, done: float) -> float:
+    """Seconds left at the average pace so far (inf before any progress)."""
+    if done <= 0:
+        return math.inf
+    return max(0.0, elapsed * (1 - done) / done)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
