@@ -298,15 +298,6 @@ def _typed(key: str, value: Any, kind: Any, path: str) -> Any:
     return float(value) if kind == "float" else value
 
 
-def _str2bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def flag_help(f: Any, default: Any) -> str:
     """A flag's help line: what it does, its choices, and its default stated once."""
     text = f.metadata["help"]

@@ -20,7 +20,8 @@ from gankit.errors import UsageError
 EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage.
 
   gankit eval runs/00003-breakout                      # newest checkpoint, dataset extractor
-  gankit eval runs/00003-breakout --checkpoint best.pt --extractor inception --json
+  gankit eval runs/00003-breakout --extractor inception --json
+  gankit eval runs/00003-breakout --checkpoint best.pt  # a run trained with --eval-every-kimg keeps its best
   gankit eval --real data/breakout --fake samples/     # any two image sets (DIR of PNGs or a dataset)
 
 Extractors: `dataset` (default) trains a small encoder on the real dataset once
@@ -124,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = args.metrics if isinstance(args.metrics, list) else _metrics(args.metrics)
     device = _device(args.device)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
-    real = load_dataset(_real_path(args))
+    from gankit.inputs import expect_dataset
+
+    real = load_dataset(expect_dataset(_real_path(args), "--real"))
     fake, source = _fake_set(args, real.channels, device)
     extractor = get_extractor(args.extractor, dataset=real, device=device, weights=args.inception_weights,
                               download=args.download, log=True)
