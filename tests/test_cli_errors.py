@@ -89,7 +89,7 @@ def test_best_pt_missing_says_why_and_lists_what_is_there(place):
     proc = gankit("sample", "runs/r", "--checkpoint", "best.pt", cwd=place)
     assert proc.returncode == 2
     lines = first_lines(proc)
-    assert lines[0] == (f"gankit sample: error: --checkpoint: no checkpoint best.pt in {Path('runs/r/checkpoints')} "
+    assert lines[0] == (f"gankit sample: error: --checkpoint: no such checkpoint best.pt in {Path('runs/r/checkpoints')} "
                         "(best.pt is written only by runs trained with --eval-every-kimg)")
     assert lines[1].startswith("hint: there: ckpt-") and len(lines) == 2
 

@@ -35,7 +35,7 @@ def find_checkpoint(run: str | Path, checkpoint: str | Path | None = None) -> Pa
         if not path.is_file():
             there = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
             why = " (best.pt is written only by runs trained with --eval-every-kimg)" if Path(checkpoint).name == "best.pt" else ""
-            raise UsageError(f"--checkpoint: no checkpoint {checkpoint} in {run / 'checkpoints'}{why}",
+            raise UsageError(f"--checkpoint: no such checkpoint {checkpoint} in {run / 'checkpoints'}{why}",
                              hint=f"there: {', '.join(there)}; leave --checkpoint out for the newest" if there else
                              "this run has no checkpoint yet")
         return path

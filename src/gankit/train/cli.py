@@ -200,7 +200,8 @@ def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
         dist_util.shutdown(trainer.dist)
     if trainer.rank0:
         c = trainer.cfg
-        where = f"{torch.get_num_threads()} threads" if trainer.device.type == "cpu" else torch.cuda.get_device_name(trainer.device)
+        where = {"cpu": f"{torch.get_num_threads()} threads", "mps": "Apple GPU"}.get(trainer.device.type) \
+            or torch.cuda.get_device_name(trainer.device)
         print(f"device: {trainer.device} ({where}), {trainer.dist.world} process(es)  precision: {c.precision}  "
               f"channels_last: {c.channels_last}  compile: {c.compile}")
         print(f"model: {c.model} {trainer.shape[1]}x{trainer.shape[2]}x{trainer.shape[0]}  loss: {c.loss}  "
@@ -216,6 +217,8 @@ def _sync(device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 if __name__ == "__main__":  # pragma: no cover
