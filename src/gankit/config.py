@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import textwrap
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from gankit.device import DEVICE_HELP, check_device_name
@@ -223,15 +221,8 @@ def resolve(preset: str = "", file_values: dict[str, Any] | None = None,
         values["preset"] = preset
     values.update(file_values or {})
     overrides = dict(overrides or {})
-    notes = []
-    given = [k for k in BUDGET if k in overrides]
-    if given:
-        for key in BUDGET:
-            if key not in overrides and values.get(key):
-                where = f"preset {preset}" if preset and PRESETS[preset].get(key) == values[key] else "config file"
-                notes.append(f"{_flag(key)} {values[key]:g} from the {where} dropped: {_flag(given[0])} was given "
-                             f"(add {_flag(key)} {values[key]:g} to keep it)")
-                values[key] = 0
+    where = f"preset {preset}" if preset and not file_values else "config file" if not preset else "preset or config file"
+    notes = apply_budget_rule(values, overrides, where)
     values.update(overrides)
     unknown = set(values) - {f.name for f in fields(TrainConfig)}
     if unknown:
@@ -239,6 +230,20 @@ def resolve(preset: str = "", file_values: dict[str, Any] | None = None,
     cfg = TrainConfig(**values)
     cfg.validate()
     return cfg, notes
+
+
+def apply_budget_rule(values: dict[str, Any], typed: dict[str, Any], where: str = "saved config") -> list[str]:
+    """If ``typed`` (the flags on the command line) sets any budget kind, zero
+    the other kinds in ``values`` unless typed too; returns a line per value dropped.
+    Resuming a run applies it to the run's saved config the same way."""
+    given = [k for k in BUDGET if typed.get(k) is not None]
+    notes = []
+    for key in BUDGET if given else ():
+        if typed.get(key) is None and values.get(key):
+            notes.append(f"{_flag(key)} {values[key]:g} from the {where} dropped: {_flag(given[0])} was given "
+                         f"(add {_flag(key)} {values[key]:g} to keep it)")
+            values[key] = 0
+    return notes
 
 
 def budget_text(cfg: TrainConfig) -> str:
@@ -255,47 +260,6 @@ def budget_text(cfg: TrainConfig) -> str:
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def load_config_file(path: str) -> dict[str, Any]:
-    """The values of a YAML config file (a run's config.yaml will do); unknown keys are a UsageError."""
-    import yaml
-
-    file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"--config: no such file {path}", hint="a run's config.yaml, or a YAML file of flag names with _ for -")
-    try:
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise UsageError(f"--config: {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise UsageError(f"--config: {path} must hold key: value pairs, not a {type(loaded).__name__}")
-    known = {f.name: f for f in fields(TrainConfig)}
-    for key, value in loaded.items():
-        if key in CONFIG_FILE_EXTRAS:
-            continue
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            raise UsageError(f"--config: {path}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                             hint="keys are the names of `gankit train`'s flags, with _ for - (e.g. lr_d: 0.0002)")
-        loaded[key] = _typed(key, value, known[key].type, path)
-    return {k: v for k, v in loaded.items() if k not in CONFIG_FILE_EXTRAS}
-
-
-def _typed(key: str, value: Any, kind: Any, path: str) -> Any:
-    kind = str(kind)
-    if kind == "float" and isinstance(value, str):
-        try:  # YAML 1.1 reads 2e-4 (no dot) as a string
-            value = float(value)
-        except ValueError:
-            pass
-    ok = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}.get(kind, (object,))
-    if isinstance(value, bool) and kind != "bool" or not isinstance(value, ok):
-        raise UsageError(f"--config: {path}: {key} must be {'a number' if kind in ('int', 'float') else 'a ' + kind}, "
-                         f"got {value!r}")
-    return float(value) if kind == "float" else value
 
 
 def flag_help(f: Any, default: Any) -> str:
@@ -344,5 +308,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def resolve_args(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+    from gankit.config_file import load_config_file
+
     file_values = load_config_file(args.config) if getattr(args, "config", None) else None
     return resolve(getattr(args, "preset", "") or "", file_values, flag_overrides(args))
