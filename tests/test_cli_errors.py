@@ -65,6 +65,12 @@ def test_an_image_folder_given_as_data_names_the_converting_command(place):
                                  "hint: convert it first: `gankit data folder imgs --out data/imgs`"]
 
 
+def test_nested_commands_name_themselves(place):
+    proc = gankit("data", "show", "imgs", cwd=place)
+    assert proc.returncode == 2
+    assert first_lines(proc)[0] == "gankit data show: error: DATASET: imgs is a folder of images, not a gankit dataset"
+
+
 def test_a_run_given_as_data_names_its_dataset(place):
     proc = gankit("train", "--data", "runs/r", "--dry-run", cwd=place)
     assert proc.returncode == 2

@@ -148,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - sorted by explain(); bugs are re-raised
-        explained = explain(err, args.command)
+        prog = getattr(getattr(args, "_parser", None), "prog", "")  # "gankit data show" for a nested command
+        explained = explain(err, prog.removeprefix("gankit ") if prog.startswith("gankit ") else args.command)
         if explained is None or debug:
             raise
         status, line, hint = explained
