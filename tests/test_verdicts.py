@@ -104,3 +104,30 @@ def test_warnings_print_on_their_own_line_and_reach_log_txt(tmp_path):
     assert line in [p.strip() for p in pieces]  # whole, on a line of its own
     assert line in (tmp_path / "run" / "log.txt").read_text().splitlines()
     assert json.loads((tmp_path / "run" / "health.jsonl").read_text())["kind"] == "non_finite"
+
+
+def test_ctrl_c_gives_an_interrupted_verdict_not_healthy(tmp_path):
+    """A real run stopped with SIGINT after its first log lines."""
+    import signal
+
+    from conftest import blobs
+    from gankit.data import write_dataset
+
+    data = write_dataset(tmp_path / "tiny", blobs(64), source="test-blobs").path
+    proc = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--data", str(data), "--out", str(tmp_path),
+                             "--name", "i", "--minutes", "5", "--batch", "16", "--width-g", "8", "--width-d", "8",
+                             "--latent", "8", "--log-every", "1", "--no-tensorboard"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen = 0
+    for line in proc.stdout:
+        seen += line.startswith("[")
+        if seen >= 3:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, err[-2000:]
+    summary = json.loads((tmp_path / "i" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["stopped_by"] == "interrupted"
+    assert summary["verdict"].startswith("Interrupted at epoch ") and "Healthy" not in summary["verdict"]
+    assert summary["verdict"] in out
