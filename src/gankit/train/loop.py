@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from gankit import __version__
-from gankit.config import TrainConfig, parse_size
+from gankit.config import DEFAULT_EPOCHS, TrainConfig, parse_size
 from gankit.data.dataset import load_dataset
 from gankit.errors import TrainingFailed, UsageError
 from gankit.losses import build_loss
@@ -356,7 +356,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.epochs:
             return cfg.epochs
-        return 0 if (cfg.kimg or cfg.minutes) else 10
+        return 0 if (cfg.kimg or cfg.minutes) else DEFAULT_EPOCHS
 
     def budget_done(self) -> bool:
         """True once a limit of the budget is reached; the limit is kept in
