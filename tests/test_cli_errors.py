@@ -81,7 +81,7 @@ def test_a_run_given_as_data_names_its_dataset(place):
 def test_a_missing_dataset_fails_the_dry_run(place):
     proc = gankit("train", "--data", "data/nope", "--dry-run", cwd=place)
     assert proc.returncode == 2
-    assert first_lines(proc)[0] == "gankit train: error: --data: no such dataset data/nope"
+    assert first_lines(proc)[0] == "gankit train: error: --data: no such folder data/nope"
 
 
 def test_parse_errors_have_no_usage_dump(place):

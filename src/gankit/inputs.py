@@ -75,7 +75,7 @@ def expect_dataset(path: str | Path, flag: str = "--data") -> Path:
         return p
     make = f"gankit data folder IMAGES --out {p}` (or `gankit data atari --game Breakout --out {p}`)"
     if kind == "missing":
-        raise UsageError(f"{flag}: no such dataset {p}", hint=f"make one: `{make}")
+        raise UsageError(f"{flag}: no such folder {p}", hint=f"make a dataset there: `{make}")
     if kind == "images":
         raise UsageError(f"{flag}: {p} is a folder of images, not a gankit dataset",
                          hint=f"convert it first: `gankit data folder {p} --out data/{p.resolve().name}`")
