@@ -13,6 +13,7 @@ import ast
 import base64
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,3 +120,40 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert summary["status"] == "finished"
     assert summary["verdict"] in stdout_of(cells["health"])
     assert str(run) in "".join(str(o.get("data", {}).get("text/plain", "")) for o in cells["train"].outputs)
+
+
+def install_part(nb: nbformat.NotebookNode) -> str:
+    """The install cell up to its first third-party import (stdlib only)."""
+    source = next(c.source for c in nb.cells if c.get("id") == "install")
+    return source.split("import numpy")[0]
+
+
+@pytest.mark.parametrize("source, expected", [
+    (None, "gankit is not installed here. Set GANKIT_SOURCE"),
+    ("/no/such/gankit", "GANKIT_SOURCE '/no/such/gankit' is neither an existing folder or wheel nor a pip address"),
+])
+def test_install_cell_installs_only_what_is_named(source, expected):
+    """Run where gankit is not importable (python -S: no site-packages) from inside
+    the checkout's examples/ folder: with no source named it must refuse, never
+    walk up to the checkout and pip-install it."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = f"GANKIT_SOURCE = {source!r}\n" + install_part(nb)
+    proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=NOTEBOOK.parent, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1"})
+    assert proc.returncode == 1
+    assert f"RuntimeError: {expected}" in proc.stderr
+    assert "installing gankit" not in proc.stdout
+
+
+def test_notebook_text_matches_what_it_runs():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "upsample-and-convolve" not in text  # the breakout preset's G is a transposed-convolution DCGAN
+    assert "<owner>" not in text and ".parents" not in text
+    from gankit.presets import PRESETS
+
+    assert PRESETS["breakout"]["model"] == "dcgan" and "transposed-convolution generator" in text
+    params = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values: dict = {}
+    exec(params, values)  # the defaults: 2 training minutes, so ~3 minutes in all on a 2-core CPU
+    assert values["MINUTES"] == 2 and values["GANKIT_SOURCE"] is None

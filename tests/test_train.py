@@ -18,8 +18,9 @@ from gankit.train.loop import Trainer
 
 TINY = ["--model", "dcgan", "--width-g", "8", "--width-d", "8", "--latent", "16", "--batch", "32",
         "--log-every", "4", "--num-samples", "9", "--no-tensorboard"]
-LINE = re.compile(r"^\[(\d+)/(\d+|\?)\]\[(\d+)/(\d+)\] Loss_D: -?\d+\.\d{4} Loss_G: -?\d+\.\d{4} "
-                  r"D\(x\): \d\.\d{4} D\(G\(z\)\): \d\.\d{4} / \d\.\d{4}$")
+LINE = re.compile(r"^\[(\d+)(?:/(\d+))?\]\[(\d+)/(\d+)\] Loss_D: -?\d+\.\d{4} Loss_G: -?\d+\.\d{4} "
+                  r"D\(x\): \d\.\d{4} D\(G\(z\)\): \d\.\d{4} / \d\.\d{4}"
+                  r" \| (epoch \d+/\d+|kimg [\d.]+/[\d.]+|time \d+m\d\ds/\d+m\d\ds)(, \d+m\d\ds left)?$")
 
 
 def test_one_epoch_writes_every_file(tiny_dataset, tmp_path, capsys):

@@ -6,6 +6,7 @@ The Python API mirrors the CLI::
     ds = gankit.data.load_dataset("data/breakout")
     run_dir = gankit.train(gankit.TrainConfig.from_preset("breakout", data="data/breakout"))
     G = gankit.load_generator(run_dir)      # z -> images in [-1, 1]
+    images = gankit.sample.generate(G, 16)  # submodules load on first use
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["__version__", "train", "load_generator", "TrainConfig"]
+# `gankit.sample.generate(...)` and the like work after a bare `import gankit`
+SUBMODULES = ("sample", "data", "metrics", "models", "losses", "monitor", "augment", "presets")
 
 if TYPE_CHECKING:  # pragma: no cover
     from gankit.config import TrainConfig
@@ -34,8 +37,8 @@ def __getattr__(name: str) -> Any:
         from gankit.config import TrainConfig
 
         return TrainConfig
-    if name in ("data", "models", "losses", "metrics", "monitor", "augment"):
+    if name in SUBMODULES:
         import importlib
 
         return importlib.import_module(f"gankit.{name}")
-    raise AttributeError(name)
+    raise AttributeError(f"module 'gankit' has no attribute {name!r}")

@@ -2,23 +2,38 @@
 generated from it, so the Python API and `gankit train` share every default.
 
 Each field's ``help`` metadata is the one line shown by ``gankit train --help``.
-A preset is a dict of overrides on top of the dataclass defaults; flags given
-on the command line override the preset.  The resolved config is written to
-``runs/NAME/config.yaml``.
+Values are layered: the dataclass defaults, then a preset (``--preset``),
+then a config file (``--config FILE.yaml``, the keys of a run's
+``config.yaml``), then the flags typed on the command line.  The budget is
+one rule (`BUDGET_RULE`): the first of epochs / kimg / minutes reached stops
+the run, and a budget flag on the command line replaces the lower layers'
+budget of the other kinds unless those are given too.  The resolved config is
+written to ``runs/NAME/config.yaml``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import textwrap
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from gankit.device import DEVICE_HELP, check_device_name
 from gankit.errors import UsageError
 
+# The names the builders accept (losses.build_loss, models.build_*, the metrics
+# registry); tests/test_config.py checks that each list matches its builder.
 LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
 MODELS = ("seed", "dcgan")
+EXTRACTORS = ("dataset", "inception")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-DEVICES = ("auto", "cpu", "cuda")
+BUDGET = ("epochs", "kimg", "minutes")
+DEFAULT_EPOCHS = 10  # the budget when none of BUDGET is set
+BUDGET_RULE = ("the first of --epochs, --kimg and --minutes reached stops the run (none given: "
+               f"{DEFAULT_EPOCHS} epochs); a budget flag on the command line replaces the preset's or "
+               "config file's budget of the other kinds unless those are given too")
+# keys a run's config.yaml holds besides the fields (written by train.rundir.write_config)
+CONFIG_FILE_EXTRAS = ("image_shape",)
 DIFFAUGMENT_OPS = ("color", "translation", "translation_x", "cutout")
 ADA_OPS = ("flip", "translation", "color", "cutout")
 
@@ -46,7 +61,7 @@ class TrainConfig:
     d_head: int = _f(0, "hidden units of an MLP on D's last features (0: one linear layer, as in DCGAN)")
     coord_conv: bool = _f(False, "CoordConv: every convolution also sees each pixel's row and column (G and D)")
     # --- loss and optimisation ---
-    loss: str = _f("bce", "adversarial loss", choices=LOSSES)
+    loss: str = _f("bce", "adversarial loss (bce: non-saturating)", choices=LOSSES)
     n_critic: int = _f(0, "D steps per G step (0: 1 for bce/hinge/lsgan, 5 for wgan/wgan-gp)")
     batch: int = _f(64, "global batch size (split across ranks under torchrun)")
     lr_g: float = _f(2e-4, "generator learning rate (Adam)")
@@ -69,9 +84,9 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "one-sided label smoothing: real target = 1 - this (bce only)")
     instance_noise: float = _f(0.0, "std of Gaussian noise added to D inputs, annealed to 0 over training")
     # --- budget ---
-    epochs: int = _f(0, "train for this many epochs (0: use --kimg or --minutes)")
-    kimg: float = _f(0.0, "train for this many thousand images shown")
-    minutes: float = _f(0.0, "train for at most this many minutes of wall time")
+    epochs: int = _f(0, "stop after this many passes over the dataset (0: no epoch limit)")
+    kimg: float = _f(0.0, "stop after this many thousand images shown (0: no image limit)")
+    minutes: float = _f(0.0, "stop after this many minutes of training (0: no time limit)")
     # --- logging, samples, checkpoints ---
     log_every: int = _f(50, "console line and metrics.jsonl record every N iterations")
     snapshot_kimg: float = _f(0.0, "also save a sample grid every K thousand images (0: per epoch only)")
@@ -87,9 +102,9 @@ class TrainConfig:
     eval_every_kimg: float = _f(0.0, "compute --eval-metrics every K thousand images (0 disables)")
     eval_metrics: str = _f("fid,kid", "metrics computed during training")
     eval_num: int = _f(1000, "generated images per evaluation during training")
-    extractor: str = _f("dataset", "feature extractor for evaluation: dataset or inception")
+    extractor: str = _f("dataset", "feature extractor for evaluation", choices=EXTRACTORS)
     # --- hardware ---
-    device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=DEVICES)
+    device: str = _f("auto", DEVICE_HELP)
     precision: str = _f("fp32", "fp32, bf16 (autocast, CPU or CUDA), fp16 (CUDA, gradient scaler), or auto "
                         "(bf16 where the hardware runs it natively, else fp16 on CUDA / fp32 on CPU)", choices=PRECISIONS)
     channels_last: bool = _f(False, "channels_last memory format for the models")
@@ -100,22 +115,8 @@ class TrainConfig:
     # ---------------------------------------------------------------- helpers
     @classmethod
     def from_preset(cls, preset: str = "", **overrides: Any) -> "TrainConfig":
-        from gankit.presets import PRESETS
-
-        values: dict[str, Any] = {}
-        if preset:
-            if preset not in PRESETS:
-                raise UsageError(f"--preset: unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
-            values.update(PRESETS[preset])
-            values["preset"] = preset
-        values.update(overrides)
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise UsageError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        cfg = cls(**values)
-        cfg.validate()
-        return cfg
+        """The preset's values with ``overrides`` on top, by the budget rule (see BUDGET_RULE)."""
+        return resolve(preset, overrides=overrides)[0]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,7 +168,8 @@ class TrainConfig:
             bad("ada_kimg", "must be > 0")
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             bad("beta1", "betas must be in [0, 1)")
-        for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS), ("device", DEVICES)):
+        check_device_name(self.device)
+        for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS), ("extractor", EXTRACTORS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for op in self.diffaugment_ops:
@@ -182,8 +184,6 @@ class TrainConfig:
             bad("spectral_norm", "cannot be combined with --loss wgan (weight clipping already constrains D); use wgan-gp or hinge")
         if self.loss == "wgan" and self.r1:
             bad("r1", "cannot be combined with --loss wgan (weight clipping); use wgan-gp")
-        if self.extractor not in ("dataset", "inception"):
-            bad("extractor", f"must be dataset or inception, got {self.extractor!r}")
         if self.resolution:
             from gankit.models.common import plan_resolution
 
@@ -205,13 +205,72 @@ def parse_size(text: str, flag: str = "size") -> tuple[int, int]:
     return size
 
 
-def _str2bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+def resolve(preset: str = "", file_values: dict[str, Any] | None = None,
+            overrides: dict[str, Any] | None = None) -> tuple[TrainConfig, list[str]]:
+    """Defaults, then the preset, then a config file's values, then ``overrides``
+    (the flags typed), by the budget rule; returns the config and one line per
+    budget value the rule dropped (``--dry-run`` prints them)."""
+    from gankit.presets import PRESETS
+
+    values: dict[str, Any] = {}
+    if preset:
+        if preset not in PRESETS:
+            raise UsageError(f"--preset: unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}",
+                             hint="`gankit presets` lists them with what each is for")
+        values.update(PRESETS[preset])
+        values["preset"] = preset
+    values.update(file_values or {})
+    overrides = dict(overrides or {})
+    where = f"preset {preset}" if preset and not file_values else "config file" if not preset else "preset or config file"
+    notes = apply_budget_rule(values, overrides, where)
+    values.update(overrides)
+    unknown = set(values) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise UsageError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    cfg = TrainConfig(**values)
+    cfg.validate()
+    return cfg, notes
+
+
+def apply_budget_rule(values: dict[str, Any], typed: dict[str, Any], where: str = "saved config") -> list[str]:
+    """If ``typed`` (the flags on the command line) sets any budget kind, zero
+    the other kinds in ``values`` unless typed too; returns a line per value dropped.
+    Resuming a run applies it to the run's saved config the same way."""
+    given = [k for k in BUDGET if typed.get(k) is not None]
+    notes = []
+    for key in BUDGET if given else ():
+        if typed.get(key) is None and values.get(key):
+            notes.append(f"{_flag(key)} {values[key]:g} from the {where} dropped: {_flag(given[0])} was given "
+                         f"(add {_flag(key)} {values[key]:g} to keep it)")
+            values[key] = 0
+    return notes
+
+
+def budget_text(cfg: TrainConfig) -> str:
+    """The budget in words, e.g. 'the first of 400 kimg and 8 minutes'."""
+    parts = []
+    if cfg.epochs or not (cfg.kimg or cfg.minutes):
+        parts.append(f"{cfg.epochs or DEFAULT_EPOCHS} epochs")
+    if cfg.kimg:
+        parts.append(f"{cfg.kimg:g} kimg")
+    if cfg.minutes:
+        parts.append(f"{cfg.minutes:g} minutes")
+    return parts[0] if len(parts) == 1 else "the first of " + ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def flag_help(f: Any, default: Any) -> str:
+    """A flag's help line: what it does, its choices, and its default stated once."""
+    text = f.metadata["help"]
+    choices = f.metadata.get("choices")
+    if choices:
+        text += f"; one of: {', '.join(choices)}"
+    if "(default:" not in text:
+        text += f" (default: {default!r})" if default != "" else " (default: none)"
+    return text
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -220,12 +279,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     Booleans take both forms: ``--ada`` / ``--no-ada``.
     """
     defaults = TrainConfig()
-    group = parser.add_argument_group("training options (override the preset)")
+    group = parser.add_argument_group("training options (override the preset and --config)",
+                                      textwrap.fill(f"Budget: {BUDGET_RULE}.", 78))
     for f in fields(TrainConfig):
         if f.name == "preset":
             continue
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {getattr(defaults, f.name)!r})"
+        flag = _flag(f.name)
+        help_text = flag_help(f, getattr(defaults, f.name))
         if f.type in ("bool", bool):
             if f.name == "no_ema":
                 group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
@@ -237,7 +297,18 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                            choices=f.metadata.get("choices"))
 
 
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig values typed on the command line (flags left out are None)."""
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+            if f.name != "preset" and getattr(args, f.name, None) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                 if f.name != "preset" and getattr(args, f.name, None) is not None}
-    return TrainConfig.from_preset(getattr(args, "preset", "") or "", **overrides)
+    return resolve_args(args)[0]
+
+
+def resolve_args(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+    from gankit.config_file import load_config_file
+
+    file_values = load_config_file(args.config) if getattr(args, "config", None) else None
+    return resolve(getattr(args, "preset", "") or "", file_values, flag_overrides(args))

@@ -15,7 +15,9 @@ from torch import nn
 
 from gankit.config import TrainConfig
 from gankit.cli import positive_int
+from gankit.device import DEVICE_HELP, resolve_device
 from gankit.errors import UsageError
+from gankit.inputs import expect_run
 from gankit.models import config_generator
 from gankit.train import checkpoint as ckpt
 
@@ -30,34 +32,39 @@ def find_checkpoint(run: str | Path, checkpoint: str | Path | None = None) -> Pa
     ``checkpoint`` may be a path, a file name inside ``checkpoints/``, ``best``
     or ``last``.  None means the run's best state (``best.pt``, kept by the
     evaluation score during training) when it has one, else the newest."""
-    run = Path(run)
+    run = expect_run(run)
     if run.is_file():
         return run
-    if not run.is_dir():
-        raise UsageError(f"RUN: no such run directory {run}")
     folder = run / "checkpoints"
     if checkpoint in (None, "best"):
         if (folder / ckpt.BEST).is_file():
             return folder / ckpt.BEST
         if checkpoint == "best":
             raise UsageError(f"--checkpoint: {run} has no best.pt (it is written when training evaluates, "
-                             "--eval-every-kimg K); use --checkpoint last")
+                             "--eval-every-kimg K)", hint="use --checkpoint last for the newest state")
     elif checkpoint != "last":
         path = Path(checkpoint)
         if not path.is_file():
             path = folder / str(checkpoint)
         if not path.is_file():
-            raise UsageError(f"--checkpoint: no such checkpoint {checkpoint}")
+            there = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
+            why = " (best.pt is written only by runs trained with --eval-every-kimg)" if Path(checkpoint).name == "best.pt" else ""
+            raise UsageError(f"--checkpoint: no such checkpoint {checkpoint} in {run / 'checkpoints'}{why}",
+                             hint=f"there: {', '.join(there)}; --checkpoint last for the newest" if there else
+                             "this run has no checkpoint yet")
         return path
     found = ckpt.latest_checkpoint(folder)
     if found is None:
-        raise UsageError(f"RUN: no checkpoint in {folder}")
+        raise UsageError(f"RUN: {run} has no checkpoint yet (nothing in {run / 'checkpoints'})",
+                         hint="a run writes its first checkpoint when it starts; is it still starting?")
     return found
 
 
 def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: bool = True,
                    device: str | torch.device = "cpu") -> nn.Module:
     """The trained generator in eval mode: z (B, G.latent) -> images (B, C, H, W) in [-1, 1]."""
+    if isinstance(device, str):
+        device = resolve_device(device, "device")
     path = find_checkpoint(run, checkpoint)
     state = ckpt.load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
@@ -130,7 +137,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="latent seed: the same seed gives the same images")
     s.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.set_defaults(func=run_sample, _parser=s)
 
     i = sub.add_parser("interpolate", help="animated walk through latent space", formatter_class=HelpFormatter)
@@ -143,11 +150,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     i.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     i.add_argument("--fps", type=positive_int, default=12, help="GIF frames per second")
+    i.add_argument("--device", default="auto", help=DEVICE_HELP)
     i.set_defaults(func=run_interpolate, _parser=i)
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=args.device)
+    G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
     paths = _save_images(generate(G, args.num, args.seed), Path(args.out))
     print(f"wrote {args.num} images to {args.out}" + ("" if len(paths) > 1 else " (one grid)"))
     return 0
@@ -156,7 +164,7 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_interpolate(args: argparse.Namespace) -> int:
     from gankit.monitor.images import make_grid
 
-    G = load_generator(args.run, args.checkpoint, ema=not args.no_ema)
+    G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
     frames = interpolate(G, args.points, args.steps, args.seed, args.grid)
     images = [make_grid(f) for f in frames]
     out = Path(args.out)

@@ -200,7 +200,9 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from gankit.data.show import format_stats, show_dataset
 
-    stats = show_dataset(args.dataset, args.out, count=args.count, seed=args.seed)
+    from gankit.inputs import expect_dataset
+
+    stats = show_dataset(expect_dataset(args.dataset, "DATASET"), args.out, count=args.count, seed=args.seed)
     print(format_stats(stats))
     sys.stdout.flush()
     return 0

@@ -20,7 +20,8 @@ from gankit.errors import UsageError
 EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage.
 
   gankit eval runs/00003-breakout                      # best checkpoint (else newest), dataset extractor
-  gankit eval runs/00003-breakout --checkpoint best.pt --extractor inception --json
+  gankit eval runs/00003-breakout --extractor inception --json
+  gankit eval runs/00003-breakout --checkpoint last    # the newest state instead of the best one
   gankit eval --real data/breakout --fake samples/     # any two image sets (DIR of PNGs or a dataset)
 
 Extractors: `dataset` (default) trains a small encoder on the real dataset once
@@ -57,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--download", action="store_true", help="download the Inception weights if they are missing")
     p.add_argument("--batch", type=positive_int, default=64, help="images per forward pass")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real-image subset")
     p.add_argument("--json", action="store_true", help="print one JSON object, metric -> value")
     p.add_argument("--out", default=None, help="file for the full result record; None: RUN/eval.json (nothing without a RUN)")
@@ -65,17 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _device(text: str) -> Any:
-    import torch
+    from gankit.device import resolve_device
 
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise UsageError(f"--device: expected auto, cpu, cuda or cuda:N, got {text!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device: CUDA is not available on this machine; use --device cpu")
-    return device
+    return resolve_device(text)
 
 
 def _real_path(args: argparse.Namespace) -> str:
@@ -122,8 +115,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--fake: give either a RUN or --fake, not both")
     if not args.run and not args.fake:
         raise UsageError("RUN: give a run directory, or --real DATASET --fake DIR|DATASET")
-    if args.run and not Path(args.run).is_dir():
-        raise UsageError(f"RUN: no such run directory {args.run}")
+    if args.run:
+        from gankit.inputs import expect_run
+
+        expect_run(args.run)
     from gankit.data.dataset import load_dataset
     from gankit.metrics.evaluate import evaluate
     from gankit.metrics.registry import get_extractor
@@ -131,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = args.metrics if isinstance(args.metrics, list) else _metrics(args.metrics)
     device = _device(args.device)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
-    real = load_dataset(_real_path(args))
+    from gankit.inputs import expect_dataset
+
+    real = load_dataset(expect_dataset(_real_path(args), "--real"))
     fake, source = _fake_set(args, real.channels, device)
     extractor = get_extractor(args.extractor, dataset=real, device=device, weights=args.inception_weights,
                               download=args.download, log=True)

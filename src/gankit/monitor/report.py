@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from gankit.monitor.events import EVENT_TITLES, PROBLEM_KINDS, HealthEvent, load_events, load_records, train_records
+from gankit.monitor.health import HealthThresholds
 from gankit.monitor.images import FrameStore
 from gankit.monitor.plots import draw_all
 
@@ -81,11 +82,37 @@ def best_evaluation(records: list[dict]) -> dict | None:
     return min(found, key=lambda r: r["score"]) if found else None
 
 
-def verdict(records: list[dict], events: list[HealthEvent], status: str) -> str:
-    """One paragraph: healthy, or which failures happened, when, and what was done about them."""
+def min_records(thresholds: HealthThresholds | None = None) -> int:
+    """Training records the health checks need before they judge anything: the
+    ignored warm-up plus one full window (13 with the defaults)."""
+    t = thresholds or HealthThresholds()
+    return t.warmup_records + t.window
+
+
+STOP_WORDS = {"epochs": "the epoch limit ({:g} epochs)", "kimg": "the image limit ({:g} kimg)",
+              "minutes": "the time limit ({:g} minutes)"}
+
+
+def stop_text(stop: tuple[str, float] | None) -> str:
+    """'the image limit (10 kimg)' for ("kimg", 10)."""
+    if not stop or stop[0] not in STOP_WORDS:
+        return ""
+    return STOP_WORDS[stop[0]].format(stop[1])
+
+
+def verdict(records: list[dict], events: list[HealthEvent], status: str, stop: tuple[str, float] | None = None) -> str:
+    """One paragraph: what stopped the run, and healthy, too short to judge, or
+    which failures happened, when, and what was done about them.  "Healthy"
+    needs at least `min_records` training records: fewer were never checked."""
     train = train_records(records)
-    ending = f"The run {status} at {_progress(train)}." if status in ("finished", "failed", "stopped", "interrupted") \
-        else f"The run is {status}; it reached {_progress(train)}."
+    limit = stop_text(stop) if status == "finished" else ""
+    at = f"at {_progress(train)}" if train else _progress(train)
+    if status == "interrupted":
+        ending = f"Interrupted {at}."
+    elif status in ("finished", "failed", "stopped"):
+        ending = f"The run {status}" + (f", stopped by {limit}," if limit else "") + f" {at}."
+    else:
+        ending = f"The run is {status}; it reached {_progress(train)}."
     evals = [r for r in records if r.get("kind") == "eval" and "fid" in r]
     quality = f" Last FID: {float(evals[-1]['fid']):.2f}." if evals else ""
     best = best_evaluation(records)
@@ -98,8 +125,20 @@ def verdict(records: list[dict], events: list[HealthEvent], status: str) -> str:
         if found:
             by_kind[kind] = found
     if not by_kind:
-        head = "Healthy: no failure was detected." if status != "failed" else \
-            "No known failure pattern was detected, but the run did not complete."
+        need = min_records()
+        if len(train) < need:
+            head = (f"Too short to judge: {len(train)} log record(s), and the health checks need {need} "
+                    "(train longer, or log more often with --log-every).")
+            if status == "failed":
+                head = "It did not complete. " + head
+            return " ".join(x for x in (ending, head) if x)
+        if status == "failed":
+            head = "No known failure pattern was detected, but the run did not complete."
+        elif status == "interrupted":
+            head = f"No failure was seen in the {len(train)} log records before that."
+            return " ".join(x for x in (ending, head, _end_state(train) + quality) if x.strip())
+        else:
+            head = f"Healthy: no failure was detected in {len(train)} log records."
         return " ".join(x for x in (head, ending, _end_state(train) + quality) if x.strip())
     problems = []
     for kind, found in by_kind.items():
@@ -225,32 +264,42 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
     return "\n".join(parts)
 
 
-def build_outputs(run_dir: Path, status: str | None = None) -> str:
+def build_outputs(run_dir: Path, status: str | None = None, stop: tuple[str, float] | None = None) -> str:
     """Redraw plots and GIF, write report.html and summary.json; return the verdict.
 
-    ``status`` None keeps the one recorded by the last close (or says the run
-    has not closed)."""
+    ``status`` None keeps the status and stopping limit recorded by the last
+    close (or says the run has not closed).  ``stop`` is the budget limit that
+    ended a finished run, e.g. ("kimg", 10.0)."""
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if status is None:
         try:
-            status = str(json.loads(summary_path.read_text(encoding="utf-8")).get("status") or UNCLOSED)
-        except (OSError, json.JSONDecodeError):
+            old = json.loads(summary_path.read_text(encoding="utf-8"))
+            status = str(old.get("status") or UNCLOSED)
+            if old.get("stopped_by") in STOP_WORDS:
+                stop = (str(old["stopped_by"]), float(old.get("limit") or 0))
+        except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError):
             status = UNCLOSED
     records = load_records(run_dir / "metrics.jsonl")
     events = load_events(run_dir / "health.jsonl")
     draw_all(records, run_dir / "plots")
     FrameStore(run_dir / "samples" / "frames").write_gif(run_dir / "progress.gif")
-    text = verdict(records, events, status)
+    text = verdict(records, events, status, stop)
     page = run_dir / "report.html"
     tmp = page.with_name("report.html.tmp")
     tmp.write_text(render_html(run_dir, text, status, events), encoding="utf-8")
     tmp.replace(page)
-    summary = {"status": status, "verdict": text}
+    train = train_records(records)
+    summary = {"status": status, "stopped_by": stop[0] if stop and status == "finished" else status,
+               "limit": stop[1] if stop and status == "finished" else None,
+               "kimg": float(train[-1].get("kimg", 0)) if train else 0.0, "log_records": len(train),
+               "judged": len(train) >= min_records(), "verdict": text}
     best = best_evaluation(records)
     if best is not None and (run_dir / "checkpoints" / "best.pt").is_file():
         summary["best"] = {"checkpoint": "checkpoints/best.pt", "metric": best["score_metric"],
                            "score": best["score"], "kimg": best["kimg"], "step": best.get("step"),
                            "why": f"lowest {best['score_metric']} of {len(evaluations(records))} evaluations"}
-    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    tmp_summary = summary_path.with_name("summary.json.tmp")
+    tmp_summary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    tmp_summary.replace(summary_path)
     return text

@@ -32,6 +32,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from gankit.config import TrainConfig
 
 
+def say(line: str, log_file: Path | None = None) -> None:
+    """A warning on its own console line (above any progress bar, never glued
+    to it) and appended to the run's log.txt."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+    sys.stderr.flush()
+    if log_file is not None:
+        with open(log_file, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.item()
@@ -65,6 +77,7 @@ class RunMonitor:
         self._last_step = -1
         self._last_redraw: float | None = None
         self._verdict: str | None = None
+        self._stop: tuple[str, float] | None = None
 
     # ------------------------------------------------------------ tensorboard
     def _tb(self, step: int) -> "SummaryWriter | None":
@@ -144,7 +157,7 @@ class RunMonitor:
         self.events.append(ev)
         self._health.write(dump_line(ev.to_dict()) + "\n")
         self._health.flush()
-        print(ev.console_line(), file=sys.stderr, flush=True)
+        say(ev.console_line(), self.run_dir / "log.txt")
         writer = self._tb(ev.step)
         if writer is not None:
             text = f"**{ev.title}** (step {ev.step}, {ev.kimg:.1f} kimg): {ev.message}"
@@ -193,13 +206,17 @@ class RunMonitor:
         self.frames.write_gif(self.run_dir / "progress.gif")
         self._last_redraw = time.monotonic()
 
+    def stopped_by(self, limit: str, value: float) -> None:
+        """The budget limit that ended training ("epochs", "kimg" or "minutes"), for summary.json and the verdict."""
+        self._stop = (limit, float(value))
+
     def close(self, status: str = "finished") -> str:
         """Final plots, GIF and report.html; returns the one-paragraph verdict (call again: same verdict)."""
         if self._verdict is not None:
             return self._verdict
         for fh in (self._metrics, self._health):
             fh.flush()
-        self._verdict = build_outputs(self.run_dir, status)
+        self._verdict = build_outputs(self.run_dir, status, self._stop if status == "finished" else None)
         self._metrics.close()
         self._health.close()
         if self._writer is not None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 
 import yaml
 
-from gankit.config import TrainConfig, add_config_flags, config_from_args
+from gankit.config import (BUDGET_RULE, DEFAULT_EPOCHS, TrainConfig, add_config_flags, budget_text, config_from_args,
+                            parse_size, resolve_args)
 from gankit.errors import UsageError
 
 RESUME_HELP = "continue a run: its directory, a checkpoint file, or 'latest' (newest run under --out)"
@@ -19,24 +21,57 @@ RESUME_HELP = "continue a run: its directory, a checkpoint file, or 'latest' (ne
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter
-    from gankit.presets import PRESETS
+    from gankit.presets import PRESETS, describe_presets
 
-    p = sub.add_parser("train", help="train a GAN on a dataset", formatter_class=HelpFormatter,
-                       description="Train a GAN. A preset gives starting values; every flag overrides it.\n"
-                                   "Budget: --epochs, --kimg or --minutes (the first reached stops).")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="", help="named starting point")
+    p = sub.add_parser("train", help="train a GAN on a dataset", formatter_class=HelpFormatter, add_help=False,
+                       description="Train a GAN. Values come from the defaults, then --preset, then --config FILE,\n"
+                                   "then the flags typed, each overriding the one before.\n"
+                                   + textwrap.fill(f"Budget: {BUDGET_RULE}.", 78) + "\n\n"
+                                   "`gankit train --preset NAME --help` shows the preset's values in place of the defaults.")
+    p.add_argument("-h", "--help", action=PresetHelp, help="show this help (with --preset NAME before it: that preset's values)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME",
+                   help="named starting point: " + describe_presets() + " (`gankit presets NAME` shows why each value)")
+    p.add_argument("--config", default=None, metavar="FILE.yaml",
+                   help="values from a YAML file with the keys of a run's config.yaml (a run's own config.yaml works); flags override it")
     p.add_argument("--resume", default=None, help=RESUME_HELP)
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the dataset (it opens, its size, the batch) and print every resolved value, then exit")
     p.add_argument("--benchmark", action="store_true", help="measure steps/s and images/s for this config and exit")
     add_config_flags(p)
     p.set_defaults(func=run_train, _parser=p)
 
-    b = sub.add_parser("bench", help="measure training steps/s and images/s for a config", formatter_class=HelpFormatter)
-    b.add_argument("--preset", choices=sorted(PRESETS), default="", help="named starting point")
+    b = sub.add_parser("bench", help="measure training steps/s and images/s for a config", formatter_class=HelpFormatter,
+                       add_help=False)
+    b.add_argument("-h", "--help", action=PresetHelp, help="show this help (with --preset NAME before it: that preset's values)")
+    b.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME", help="named starting point: " + describe_presets())
+    b.add_argument("--config", default=None, metavar="FILE.yaml", help="values from a YAML file (keys of a run's config.yaml)")
     b.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     b.add_argument("--iters", type=int, default=20, help="timed iterations")
     add_config_flags(b)
     b.set_defaults(func=run_bench, _parser=b)
+
+
+class PresetHelp(argparse.Action):
+    """``--help``; after ``--preset NAME`` each flag's help shows the preset's value and why."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, default: str = argparse.SUPPRESS,
+                 help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from gankit.presets import PRESETS, REASONS
+
+        name = getattr(namespace, "preset", "") or ""
+        if name in PRESETS:
+            for action in parser._actions:
+                if action.dest in PRESETS[name] and action.help:
+                    why = REASONS[name].get(action.dest, "").replace("%", "%%")  # argparse formats help with %
+                    action.help = (f"{action.help.split(' (default: ')[0]} [preset {name}: {PRESETS[name][action.dest]!r}"
+                                   + (f", {why}" if why else "") + "]")
+            parser.description = (parser.description or "") + f"\n\nShowing preset {name}: its values are in [brackets]."
+        parser.print_help()
+        parser.exit()
 
 
 def _resolve_resume(args: argparse.Namespace) -> tuple[TrainConfig, str]:
@@ -65,13 +100,14 @@ def _resolve_resume(args: argparse.Namespace) -> tuple[TrainConfig, str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    notes: list[str] = []
     if args.resume:
         cfg, resume = _resolve_resume(args)
     else:
-        cfg, resume = config_from_args(args), None
+        (cfg, notes), resume = resolve_args(args), None
     if args.dry_run:
-        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
-        return 0
+        return dry_run(cfg, notes)
+    check_data(cfg)
     if args.benchmark:
         return _bench(cfg, warmup=5, iters=20)
     from gankit.train.loop import train
@@ -80,8 +116,52 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_data(cfg: TrainConfig) -> tuple[list[str], dict]:
+    """Open the dataset without reading its images and check it against the config:
+    returns lines describing it and the values it resolves (resolution)."""
+    from gankit.data.dataset import load_dataset
+    from gankit.inputs import expect_dataset
+
+    if not cfg.data:
+        raise UsageError("--data: no dataset given", hint="make one with `gankit data atari ...` or `gankit data folder ...`")
+    ds = load_dataset(expect_dataset(cfg.data))
+    H, W = parse_size(cfg.resolution, "resolution") if cfg.resolution else (ds.height, ds.width)
+    if cfg.batch > len(ds):
+        raise UsageError(f"--batch: {cfg.batch} is more than the {len(ds)} images in {cfg.data}",
+                         hint=f"use --batch {max(1, len(ds) // 4)} or fewer, or a larger dataset")
+    lines = [f"data: {cfg.data}: {len(ds)} images of {ds.height}x{ds.width}x{ds.channels}; "
+             f"{len(ds) // cfg.batch} iterations of batch {cfg.batch} per epoch"]
+    if (H, W) != (ds.height, ds.width):
+        lines.append(f"resolution: images are resized from {ds.height}x{ds.width} to {H}x{W} on load")
+    return lines, {"resolution": f"{H}x{W}"}
+
+
+def dry_run(cfg: TrainConfig, notes: list[str]) -> int:
+    """Print every value the run would use, resolved (device, precision, size, budget), then why."""
+    from gankit.device import resolve_device
+
+    lines, resolved = check_data(cfg) if cfg.data else (["data: none given (--data is needed to train)"], {})
+    device = resolve_device(cfg.device)
+    precision = cfg.precision
+    if precision == "auto":
+        from gankit.train.loop import pick_precision
+
+        precision = pick_precision(precision, device)
+    resolved.update(device=str(device), precision=precision, n_critic=cfg.critic_steps)
+    if not (cfg.epochs or cfg.kimg or cfg.minutes):
+        resolved["epochs"] = DEFAULT_EPOCHS
+    values = {**cfg.to_dict(), **resolved}
+    print(yaml.safe_dump(values, sort_keys=False), end="")
+    print(f"# budget: {budget_text(cfg)} (the first of --epochs, --kimg and --minutes reached stops the run)")
+    for line in notes + lines:
+        print(f"# {line}")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    return _bench(config_from_args(args), args.warmup, args.iters)
+    cfg = config_from_args(args)
+    check_data(cfg)
+    return _bench(cfg, args.warmup, args.iters)
 
 
 def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
@@ -120,7 +200,8 @@ def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
         dist_util.shutdown(trainer.dist)
     if trainer.rank0:
         c = trainer.cfg
-        where = f"{torch.get_num_threads()} threads" if trainer.device.type == "cpu" else torch.cuda.get_device_name(trainer.device)
+        where = {"cpu": f"{torch.get_num_threads()} threads", "mps": "Apple GPU"}.get(trainer.device.type) \
+            or torch.cuda.get_device_name(trainer.device)
         print(f"device: {trainer.device} ({where}), {trainer.dist.world} process(es)  precision: {c.precision}  "
               f"channels_last: {c.channels_last}  compile: {c.compile}")
         print(f"model: {c.model} {trainer.shape[1]}x{trainer.shape[2]}x{trainer.shape[0]}  loss: {c.loss}  "
@@ -136,6 +217,8 @@ def _sync(device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from gankit import __version__
-from gankit.config import TrainConfig, parse_size
+from gankit.config import DEFAULT_EPOCHS, TrainConfig, parse_size
 from gankit.data.dataset import load_dataset
 from gankit.errors import TrainingFailed, UsageError
 from gankit.losses import build_loss
@@ -45,6 +45,8 @@ def pick_precision(name: str, device: torch.device) -> str:
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":  # autocast on MPS is young: fp32 is the safe choice
+        return "fp32"
     native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     flags = cpu_flags()
     if flags is not None:
@@ -73,11 +75,9 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device: cuda requested but no CUDA device is available")
-    return torch.device(name)
+    from gankit.device import resolve_device
+
+    return resolve_device(name)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class Trainer:
         self.ema = EMA(self.G, cfg.ema_kimg)
         # One fused kernel per optimiser (CPU since torch 2.4): 3x faster than
         # foreach on the CPU, ~5% of a breakout step; same update up to rounding.
-        fused = self.device.type in ("cuda", "cpu")
+        fused = self.device.type in ("cuda", "cpu")  # MPS: the foreach kernels
         adam = dict(betas=(cfg.beta1, cfg.beta2), foreach=not fused, fused=fused or None)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, **adam)
@@ -359,18 +359,51 @@ class Trainer:
         cfg = self.cfg
         if cfg.epochs:
             return cfg.epochs
-        return 0 if (cfg.kimg or cfg.minutes) else 10
+        return 0 if (cfg.kimg or cfg.minutes) else DEFAULT_EPOCHS
 
     def budget_done(self) -> bool:
+        """True once a limit of the budget is reached; the limit is kept in
+        ``stop_reason`` and told to the monitor (summary.json, the end line)."""
+        reached = self._limit_reached()
+        if reached is not None:
+            self.stop_reason = reached
+            monitor = getattr(self, "monitor", None)
+            if monitor is not None:
+                monitor.stopped_by(*reached)
+        return reached is not None
+
+    def _limit_reached(self) -> tuple[str, float] | None:
         cfg, c = self.cfg, self.counters
         if self.total_epochs and c.epoch > self.total_epochs:
-            return True
+            return "epochs", self.total_epochs
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
-            return True
+            return "kimg", cfg.kimg
         if cfg.minutes:
             # Every rank must stop at the same iteration: rank clocks differ slightly.
-            return dist_util.any_rank(self.elapsed() >= cfg.minutes * 60, self.dist)
-        return False
+            if dist_util.any_rank(self.elapsed() >= cfg.minutes * 60, self.dist):
+                return "minutes", cfg.minutes
+        return None
+
+    def budget_status(self, iters: int) -> str:
+        """Progress against the limit that will stop the run first, with an
+        ETA: 'kimg 42.1/78.0, 3m10s left'."""
+        cfg, c = self.cfg, self.counters
+        elapsed = self.elapsed()
+        per_epoch = iters * self.batches.batch * self.dist.world
+        options = []  # (seconds left, text)
+        if self.total_epochs:
+            done = c.images_seen / (self.total_epochs * per_epoch)
+            options.append((_eta(elapsed, done), f"epoch {c.epoch}/{self.total_epochs}"))
+        if cfg.kimg:
+            done = c.images_seen / (cfg.kimg * 1000)
+            options.append((_eta(elapsed, done), f"kimg {c.images_seen / 1000:.1f}/{cfg.kimg:.1f}"))
+        if cfg.minutes:
+            left = max(0.0, cfg.minutes * 60 - elapsed)
+            options.append((left, f"time {_clock(elapsed)}/{_clock(cfg.minutes * 60)}"))
+        if not options:
+            return ""
+        left, text = min(options, key=lambda o: o[0])
+        return f"{text}, {_clock(left)} left" if math.isfinite(left) else text
 
     def run(self) -> Path:
         from gankit.monitor import RunMonitor
@@ -482,10 +515,13 @@ class Trainer:
             record["ada_rt"] = float(self.ada.r_t)
         if not all(math.isfinite(v) for v in (record["loss_d"], record["loss_g"])):
             raise FloatingPointError(f"non-finite loss at step {c.step} (Loss_D {record['loss_d']}, Loss_G {record['loss_g']})")
-        epochs = self.total_epochs or "?"
-        line = (f"[{c.epoch}/{epochs}][{c.iter}/{iters}] Loss_D: {record['loss_d']:.4f} Loss_G: {record['loss_g']:.4f} "
-                f"D(x): {record['d_x']:.4f} D(G(z)): {record['d_g_z1']:.4f} / {record['d_g_z2']:.4f}")
+        budget = self.budget_status(iters)
+        epochs = f"/{self.total_epochs}" if self.total_epochs else ""
+        line = (f"[{c.epoch}{epochs}][{c.iter}/{iters}] Loss_D: {record['loss_d']:.4f} Loss_G: {record['loss_g']:.4f} "
+                f"D(x): {record['d_x']:.4f} D(G(z)): {record['d_g_z1']:.4f} / {record['d_g_z2']:.4f}"
+                + (f" | {budget}" if budget else ""))
         if self.rank0:
+            bar.set_postfix_str(budget, refresh=False)
             bar.write(line, file=sys.stdout)
             self.log_file.write(line + "\n")
             self.log_file.flush()
@@ -586,6 +622,20 @@ def _grad_norm(module: nn.Module) -> torch.Tensor:
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+
+
+def _eta(elapsed: float, done: float) -> float:
+    """Seconds left at the average pace so far (inf before any progress)."""
+    if done <= 0:
+        return math.inf
+    return max(0.0, elapsed * (1 - done) / done)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
