@@ -87,7 +87,7 @@ def test_safetensors_round_trip_without_pickle(run_dir, tmp_path, capsys, monkey
     assert b"\x80\x04\x95" not in blob and b"\x80\x02" not in blob[:8 + n]
 
 
-def test_commands_accept_the_safetensors_file(run_dir, tmp_path):
+def test_commands_accept_the_safetensors_file(run_dir, tmp_path, capsys):
     out = tmp_path / "g.safetensors"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
     from gankit.sample import generate
@@ -99,6 +99,13 @@ def test_commands_accept_the_safetensors_file(run_dir, tmp_path):
     assert main(["interpolate", str(out), "--points", "2", "--steps", "2", "--out", str(tmp_path / "w.gif")]) == 0
     assert (tmp_path / "w.gif").stat().st_size > 0
     assert torch.equal(generate(gankit.load_generator(out), 3), generate(gankit.load_generator(run_dir), 3))
+    # eval finds the dataset through the file's header and scores the same images as from the run
+    scores = []
+    for source in (out, run_dir):
+        assert main(["eval", str(source), "--metrics", "fid", "--num", "64", "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["fid"])
+    assert scores[0] == scores[1] and np.isfinite(scores[0])
+    assert json.loads(out.with_suffix(".eval.json").read_text())["checkpoint"] == str(out)
     # flags that make no sense for a one-generator file are refused, not ignored
     assert main(["export", str(out), "--no-ema", "--out", str(tmp_path / "x.safetensors")]) == 2
 

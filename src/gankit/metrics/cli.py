@@ -77,11 +77,22 @@ def _device(text: str) -> Any:
     return device
 
 
+def _is_generator_file(run: str) -> bool:
+    return Path(run).suffix == ".safetensors" and Path(run).is_file()
+
+
 def _real_path(args: argparse.Namespace) -> str:
     if args.real:
         return args.real
     if not args.run:
         raise UsageError("--real: give the real dataset (or a RUN whose config names it)")
+    if _is_generator_file(args.run):  # gankit export's file: its header says which dataset it learnt
+        from gankit.models.generator_file import read_header
+
+        data = read_header(args.run).get("source", {}).get("data")
+        if not data or not Path(data).is_dir():
+            raise UsageError(f"--real: {args.run} does not name a dataset found here; pass --real DATASET")
+        return str(data)
     from gankit.train.rundir import read_config
 
     config_file = Path(args.run) / "config.yaml"
@@ -121,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--fake: give either a RUN or --fake, not both")
     if not args.run and not args.fake:
         raise UsageError("RUN: give a run directory, or --real DATASET --fake DIR|DATASET")
-    if args.run and not Path(args.run).is_dir():
+    if args.run and not Path(args.run).is_dir() and not _is_generator_file(args.run):
         raise UsageError(f"RUN: no such run directory {args.run}")
     from gankit.data.dataset import load_dataset
     from gankit.metrics.evaluate import evaluate
@@ -138,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if args.run else None)
+    if out is not None and not args.out and _is_generator_file(args.run):
+        out = Path(args.run).with_suffix(".eval.json")  # beside the file, not inside it
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2) + "\n")
