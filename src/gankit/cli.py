@@ -29,6 +29,8 @@ COMMANDS = {
     "interpolate": "gankit.sample",
     "report": "gankit.monitor.cli",
     "eval": "gankit.metrics.cli",
+    "export": "gankit.export",
+    "explore": "gankit.explore.server",
 }
 # one line per command for `gankit --help`, which must not import torch
 SUMMARY = {
@@ -39,6 +41,8 @@ SUMMARY = {
     "interpolate": "animated walk through latent space",
     "report": "redraw plots, GIF and report.html of a run",
     "eval": "FID, KID, precision/recall, density/coverage",
+    "export": "write the generator as safetensors, ONNX or TorchScript",
+    "explore": "browse a generator in a local web page",
 }
 
 
