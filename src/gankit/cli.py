@@ -31,6 +31,7 @@ COMMANDS = {
     "eval": "gankit.metrics.cli",
     "export": "gankit.export",
     "explore": "gankit.explore.server",
+    "project": "gankit.project",
 }
 # one line per command for `gankit --help`, which must not import torch
 SUMMARY = {
@@ -43,6 +44,7 @@ SUMMARY = {
     "eval": "FID, KID, precision/recall, density/coverage",
     "export": "write the generator as safetensors, ONNX or TorchScript",
     "explore": "browse a generator in a local web page",
+    "project": "find the latents that reproduce given images",
 }
 
 
