@@ -58,6 +58,9 @@ def save_generator_file(G: nn.Module, arch: dict[str, Any], path: str | Path,
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"gankit": json.dumps(header, sort_keys=True)})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the file is meant to be shared
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
