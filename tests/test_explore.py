@@ -201,3 +201,46 @@ def test_page_in_headless_chromium(server, tmp_path):
     colours = len(np.unique(img.reshape(-1, 3), axis=0))
     background = (np.abs(img - [22, 22, 22]).sum(axis=2) < 10).mean()
     assert colours > 200 and 0.2 < background < 0.95  # generated tiles drawn on the dark page
+
+
+class TwoClassG(torch.nn.Module):
+    """A stand-in conditional generator (gankit has none yet): the class picks the colour."""
+
+    latent, height, width, channels = 4, 8, 8, 3
+    classes = ["red", "blue"]
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, z, labels=None):
+        assert labels is not None, "a conditional generator needs labels"
+        base = torch.tanh(z[:, :1, None, None] * self.scale).expand(-1, 3, 8, 8).clone()  # (B, 3, 8, 8)
+        base[:, 0] += (labels == 0).float()[:, None, None]
+        base[:, 2] += (labels == 1).float()[:, None, None]
+        return base.clamp(-1, 1)
+
+
+def test_class_picker_for_a_conditional_generator(tmp_path):
+    import threading
+
+    from gankit.explore.api import Explorer
+    from gankit.explore.server import serve
+
+    server = serve(Explorer({"cond": TwoClassG().eval()}), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert json.loads(get(f"{base}/api/info")[2])["runs"][0]["classes"] == ["red", "blue"]
+        red, blue = (pixels(get(f"{base}/api/image?seed=1&class={k}")[2]) for k in (0, 1))
+        assert red[..., 0].mean() > red[..., 2].mean() and blue[..., 2].mean() > blue[..., 0].mean()
+        status, _, body = get(f"{base}/api/image?seed=1&class=2")
+        assert status == 400 and "class: must be between 0 and 1" in json.loads(body)["error"]
+        if CHROMIUM is not None:  # the page offers the picker, and its choice reaches the tiles
+            dom = _dom(tmp_path, f"{base}/?n=4&class=1")
+            assert 'id="class-pick" hidden' not in dom and '<option value="1">blue</option>' in dom
+            tiles = [pixels(p) for p in _tiles(dom).values()]
+            assert len(tiles) == 4 and all(t[..., 2].mean() > t[..., 0].mean() for t in tiles)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -201,11 +201,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """Write a run's generator (EMA by default) as a file other programs can use:
+safetensors (weights + JSON header, no pickle; every gankit command takes it as RUN),
+onnx (onnxruntime & co., dynamic batch) or torchscript (torch.jit.load, no gankit needed).
+
+  gankit export runs/00003-breakout --out breakout.safetensors
+  gankit export runs/00003-breakout --format onnx --out breakout.onnx
+"""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter
 
     p = sub.add_parser("export", help="write the generator as safetensors, ONNX or TorchScript",
-                       description=__doc__, formatter_class=HelpFormatter)
+                       description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("run", help="run directory, checkpoint file or .safetensors generator file")
     p.add_argument("--format", choices=tuple(FORMATS), default="safetensors", help="file format")
     p.add_argument("--out", default=None, help="output file (default: generator.safetensors/.onnx/.pt here)")

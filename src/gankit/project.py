@@ -181,10 +181,19 @@ def initial_latents(resume: str | None, stems: list[str], latent: int) -> torch.
     return torch.from_numpy(z.astype(np.float32))
 
 
+DESCRIPTION = """Find the latent z whose generated image is closest to each IMAGE (pixels plus
+features of the encoder trained on the run's dataset), and write
+<image>-projection.png (target | projection), <image>.npy and distances.json.
+
+  gankit project runs/00003-breakout frame.png --steps 300
+  gankit project runs/00003-breakout frame.png --steps 300 --resume-latent projections
+"""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter, positive_int
 
-    p = sub.add_parser("project", help="find the latents that reproduce given images", description=__doc__,
+    p = sub.add_parser("project", help="find the latents that reproduce given images", description=DESCRIPTION,
                        formatter_class=HelpFormatter)
     p.add_argument("run", help="run directory, checkpoint or .safetensors generator file")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (resized to the generator's size)")

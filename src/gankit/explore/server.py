@@ -148,10 +148,18 @@ def _names(runs: list[str]) -> list[str]:
     return names
 
 
+DESCRIPTION = """Serve a page on 127.0.0.1 to browse generators: a grid of seeds, re-roll,
+a seed large, a slider between two seeds, a truncation slider, PNG downloads.
+
+  gankit explore runs/00003-breakout --open
+  gankit explore generator.safetensors runs/00004-cards64 --port 9000
+"""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter, positive_int
 
-    p = sub.add_parser("explore", help="browse a generator in a local web page", description=__doc__,
+    p = sub.add_parser("explore", help="browse a generator in a local web page", description=DESCRIPTION,
                        formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, checkpoints or .safetensors files")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
