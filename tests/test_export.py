@@ -176,4 +176,5 @@ def test_unsupported_combinations_exit_2(run_dir, tmp_path, capsys):
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
     assert main(["sample", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a safetensors file" in capsys.readouterr().err
-    assert not list(tmp_path.glob("g.*")) and not list(Path.cwd().glob("generator.*")) and not (tmp_path / "x.png").exists()
+    assert not list(tmp_path.glob("g.*")) and not list(Path.cwd().glob("generator.*"))
+    assert not (tmp_path / "x.png").exists()
