@@ -86,6 +86,9 @@ def read_header(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path} is a safetensors file but not a gankit generator (no gankit header)") from None
     if header.get("format") != FORMAT:
         raise UsageError(f"{path}: unsupported generator format {header.get('format')!r} (this gankit reads {FORMAT})")
+    arch = header.get("architecture")
+    if not isinstance(arch, dict) or sorted(arch) != sorted(ARCH_KEYS):
+        raise UsageError(f"{path}: the header's architecture must name exactly {', '.join(ARCH_KEYS)}")
     return header
 
 
