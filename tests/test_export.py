@@ -176,5 +176,15 @@ def test_unsupported_combinations_exit_2(run_dir, tmp_path, capsys):
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
     assert main(["sample", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a safetensors file" in capsys.readouterr().err
+    from safetensors.torch import save_file
+
+    odd = tmp_path / "odd.safetensors"  # a real safetensors file whose header lacks the architecture's size
+    save_file({"w": torch.zeros(1)}, str(odd), metadata={"gankit": json.dumps(
+        {"format": "gankit-generator/1", "architecture": {"model": "dcgan"}})})
+    assert main(["sample", str(odd), "--out", str(tmp_path / "x.png")]) == 2
+    assert "must name exactly model, height" in capsys.readouterr().err
+    save_file({"w": torch.zeros(1)}, str(odd))  # and one that is not a gankit generator at all
+    assert main(["sample", str(odd), "--out", str(tmp_path / "x.png")]) == 2
+    assert "not a gankit generator" in capsys.readouterr().err
     assert not list(tmp_path.glob("g.*")) and not list(Path.cwd().glob("generator.*"))
     assert not (tmp_path / "x.png").exists()
