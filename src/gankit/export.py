@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from gankit.errors import UsageError
-from gankit.models.common import CoordConv
+from gankit.models.common import CoordConv, coord_maps
 from gankit.models.generator_file import SUFFIX, architecture, read_header, save_generator_file
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
@@ -63,7 +63,7 @@ def portable(G: nn.Module) -> nn.Module:
         if isinstance(m, CoordConv):
             def grab(mod: nn.Module, inputs: tuple, output: torch.Tensor, name: str = name) -> None:
                 x = inputs[0]
-                offsets[name] = mod.xy(mod._coord_maps(x, False))  # (1, c_out, h', w')
+                offsets[name] = mod.xy(coord_maps(x.shape[2], x.shape[3], x.device, x.dtype))  # (1, c_out, h', w')
             hooks.append(m.register_forward_hook(grab))
     G(torch.zeros(1, G.latent))  # one forward finds each CoordConv's input size
     for h in hooks:
