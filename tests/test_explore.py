@@ -1,4 +1,5 @@
-"""`gankit explore`: the real server in a subprocess, its API over HTTP, and the page in headless Chromium."""
+"""`gankit explore`: the real server in a subprocess, its API over HTTP, and the page in headless Chromium
+(views opened by URL and dumped or photographed; the controls clicked through the DevTools pipe)."""
 from __future__ import annotations
 
 import base64
@@ -245,3 +246,105 @@ def test_class_picker_for_a_conditional_generator(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class DevTools:
+    """Headless Chromium driven over --remote-debugging-pipe (JSON messages ended by NUL on fds 3
+    and 4): clicks and slider moves on the real page, with no websocket or driver package."""
+
+    def __init__(self, tmp_path):
+        import os
+
+        profile = tmp_path / "cdp-profile"
+        profile.mkdir(exist_ok=True)
+        to_r, self._to_w = os.pipe()
+        self._from_r, from_w = os.pipe()
+
+        def fds() -> None:  # in the child: Chromium reads commands on 3 and writes answers on 4
+            os.dup2(to_r, 3)
+            os.dup2(from_w, 4)
+
+        self.proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                      f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+                                     preexec_fn=fds, pass_fds=(3, 4), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        os.close(to_r)
+        os.close(from_w)
+        self._buf, self._id, self.session = b"", 0, None
+        page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+
+    def call(self, method: str, **params):
+        import os
+        import select
+
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if self.session:
+            msg["sessionId"] = self.session
+        os.write(self._to_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + 30
+        while True:
+            while b"\0" in self._buf:
+                raw, self._buf = self._buf.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._id:
+                    assert "error" not in reply, reply
+                    return reply["result"]
+            ready, _, _ = select.select([self._from_r], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no answer to {method}"
+            chunk = os.read(self._from_r, 1 << 16)
+            assert chunk, "Chromium closed the pipe"
+            self._buf += chunk
+
+    def js(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    def wait(self, condition: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        # false, not an error, while the page is still loading
+        while not self.js(f"(() => {{ try {{ return Boolean({condition}); }} catch (e) {{ return false; }} }})()"):
+            assert time.monotonic() < deadline, f"timed out waiting for {condition}"
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        import os
+
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        os.close(self._to_w)
+        os.close(self._from_r)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium at /usr/bin/chromium")
+def test_clicks_and_sliders_in_chromium(server, tmp_path):
+    """The page's own controls: re-roll, the truncation slider, picking two seeds, the walk slider."""
+    base, _ = server
+    page = DevTools(tmp_path)
+    try:
+        page.call("Page.navigate", url=f"{base}/?run=beta&n=4&start=20")
+        ready = "document.getElementById('grid').dataset.ready === '1'"
+        page.wait(f"{ready} && document.querySelectorAll('.tile').length === 4")
+        seeds = "[...document.querySelectorAll('.tile')].map(t => Number(t.dataset.seed))"
+        assert page.js(seeds) == [20, 21, 22, 23]
+        page.js("document.getElementById('reroll').click()")
+        page.wait(f"{ready} && document.getElementById('grid').dataset.start === '24'")
+        assert page.js(seeds) == [24, 25, 26, 27] and "start=24" in page.js("location.search")
+        page.js("const p = document.getElementById('psi'); p.value = 0; p.dispatchEvent(new Event('input'))")
+        page.wait(f"{ready} && document.getElementById('grid').dataset.psi === '0'")
+        srcs = page.js("[...document.querySelectorAll('.tile img')].map(i => i.src)")
+        assert len(set(srcs)) == 1  # psi 0: the mean latent's image in every tile
+        page.js("document.querySelector('.tile[data-seed=\"25\"]').click()")
+        page.js("document.querySelector('.tile[data-seed=\"27\"]').click()")
+        page.js("const t = document.getElementById('t'); t.value = 0.75; t.dispatchEvent(new Event('input'))")
+        src = page.js("document.getElementById('lerp-img').getAttribute('src')")
+        assert all(f in src for f in ("a=25", "b=27", "t=0.75", "psi=0", "run=beta")), src
+        page.wait("document.getElementById('lerp-img').complete && document.getElementById('lerp-img').naturalWidth")
+        assert page.js("document.getElementById('lerp-img').naturalWidth") == 256
+        query = page.js("location.search")
+        assert all(f in query for f in ("sel=27", "a=25", "b=27", "t=0.75", "psi=0")), query
+        assert page.js("document.getElementById('large-download').getAttribute('href')").endswith("&download=1")
+    finally:
+        page.close()
