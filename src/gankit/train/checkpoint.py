@@ -24,6 +24,7 @@ import torch
 from gankit.errors import UsageError
 
 PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
+BEST = "best.pt"  # the state with the lowest evaluation score (see metrics/training.py)
 
 
 def checkpoint_name(images_seen: int) -> str:

@@ -122,6 +122,7 @@ class Trainer:
         # the global batch (see _sample_z): N ranks then compute what one process would.
         self.z_gen = torch.Generator(device=self.device).manual_seed(config.seed + 555)
         self.before_step: Callable[["Trainer"], None] | None = None  # test hook: runs before each iteration
+        self.best: dict[str, Any] = {}  # metric, score, kimg of the state in checkpoints/best.pt
         self.resumed = resume is not None
         if resume:
             resume = Path(resume)
@@ -203,6 +204,7 @@ class Trainer:
             "rng": ckpt.rng_state(),
             "z_rng": self.z_gen.get_state(),
             "fixed_z": self.fixed_z,
+            "best": dict(self.best),
             "config": self.cfg.to_dict(),
             "shape": list(self.shape),
             "gankit_version": __version__,
@@ -224,6 +226,7 @@ class Trainer:
             self.ada.load_state_dict(state["ada"])
         self.counters = Counters(**state["counters"])
         self.fixed_z = state["fixed_z"]
+        self.best = dict(state.get("best", {}))
         if self.dist.world == 1 and state.get("world", 1) == 1:
             ckpt.set_rng_state(state["rng"])
         else:  # rank 0's RNG state alone was saved: give every rank its own stream again
@@ -403,6 +406,8 @@ class Trainer:
             if status == "finished":
                 if self.counters.iter > 0:  # stopped mid-epoch (--minutes, --kimg): show where it got to
                     self._snapshot()
+                if self.evaluator is not None and self.evaluator.last_kimg != self.counters.images_seen / 1000:
+                    self._evaluate()  # the final state competes for best.pt too
                 self.save()
             if self.monitor is not None:
                 verdict = self.monitor.close(status)
@@ -410,7 +415,14 @@ class Trainer:
             if self.log_file is not None:
                 self.log_file.close()
             dist_util.shutdown(self.dist)
-        self._say(f"samples: {self.run_dir / 'samples'}")
+        best = self.ckpt_dir / ckpt.BEST
+        if best.is_file() and self.best:
+            b = self.best
+            self._say(f"best checkpoint: {best} ({b['metric']} {b['score']:.3f} at {b['kimg']:.1f} kimg); "
+                      "`gankit sample` uses it by default")
+            self._say(f"samples: {self.run_dir / 'samples'} (best state: {self.run_dir / 'samples' / 'best.png'})")
+        else:
+            self._say(f"samples: {self.run_dir / 'samples'}")
         self._say(f"run directory: {self.run_dir}")
         return self.run_dir
 
@@ -499,7 +511,8 @@ class Trainer:
                            remedy=applied, applied=True)
 
     @torch.no_grad()
-    def _snapshot(self) -> None:
+    def _snapshot(self, best: bool = False) -> None:
+        """The fixed latents' samples: the epoch's grid and GIF frame, or ``samples/best.png``."""
         if not self.rank0:
             return
         G = self.G if self.cfg.no_ema else self.ema.model
@@ -508,6 +521,9 @@ class Trainer:
         fake = G(self.fixed_z.to(self.device)).float()
         G.train(was_training)
         c = self.counters
+        if best:
+            self.monitor.snapshot_best(c.images_seen / 1000, self.preview, fake, c.step)
+            return
         self.monitor.snapshot(c.epoch, c.images_seen / 1000, self.preview, fake, c.step)
         self.monitor.check_diversity(fake, self.preview, c.step, c.images_seen / 1000)
 
@@ -519,17 +535,20 @@ class Trainer:
         return TrainingEvaluator(self.cfg, self.dataset, self.device, self.run_dir)
 
     def _evaluate(self) -> None:
+        """Score the generator that samples come from; a new best score writes
+        ``checkpoints/best.pt`` (the whole state) and ``samples/best.png``."""
         c = self.counters
         G = self.G if self.cfg.no_ema else self.ema.model
-        result = self.evaluator.evaluate(G, c.images_seen / 1000)
-        record = {"kind": "eval", "step": c.step, "kimg": round(c.images_seen / 1000, 3), "time": round(self.elapsed(), 3), **result}
+        kimg = c.images_seen / 1000
+        result = self.evaluator.evaluate(G, kimg)
+        record = {"kind": "eval", "step": c.step, "kimg": round(kimg, 3), "time": round(self.elapsed(), 3), **result}
         self.monitor.log(record)
-        fid = result.get("fid")
-        if fid is not None and math.isfinite(fid) and fid < getattr(self, "_best_fid", math.inf):
-            self._best_fid = fid
-            state = self.state()
-            state["fid"] = fid
-            ckpt.atomic_save(state, self.ckpt_dir / "best.pt")
+        score = result.get("score")
+        if score is None or not math.isfinite(score) or score >= self.best.get("score", math.inf):
+            return
+        self.best = {"metric": result["score_metric"], "score": score, "kimg": round(kimg, 3)}
+        ckpt.atomic_save(self.state(), self.ckpt_dir / ckpt.BEST)
+        self._snapshot(best=True)
 
     def _roll_back(self, reason: str) -> None:
         c = self.counters
@@ -544,10 +563,10 @@ class Trainer:
         last = ckpt.latest_checkpoint(self.ckpt_dir)
         if last is None:
             raise TrainingFailed(f"non-finite values ({reason}) and no checkpoint to roll back to")
-        retries = c.retries
+        retries, best = c.retries, self.best  # best.pt stays valid: it may be newer than `last`
         lr_g, lr_d = self.cfg.lr_g * 0.5, self.cfg.lr_d * 0.5
         self.load_state(ckpt.load_checkpoint(last, map_location=self.device))
-        self.counters.retries = retries
+        self.counters.retries, self.best = retries, best
         self._set_lr(lr_g, lr_d)
         msg = f"rolled back to {last.name}, learning rates halved to lr_g={lr_g:g} lr_d={lr_d:g} (retry {retries}/{MAX_RETRIES})"
         self._say("WARNING: " + msg)
