@@ -137,19 +137,7 @@ def _load(run: str, checkpoint: str | None, ema: bool) -> tuple[nn.Module, dict[
             raise UsageError(f"--checkpoint/--no-ema: {run} holds one generator already; drop the flag")
         header = read_header(run)
         return load_generator(run), header["architecture"], header.get("source", {})
-    if checkpoint == "last":
-        if not Path(run).is_dir():
-            raise UsageError(f"--checkpoint last: {run} is not a run directory")
-        path = ckpt.latest_checkpoint(Path(run) / "checkpoints")
-        if path is None:
-            raise UsageError(f"RUN: no checkpoint in {Path(run) / 'checkpoints'}")
-    elif checkpoint == "best":
-        path = Path(run) / "checkpoints" / "best.pt"
-        if not path.is_file():
-            raise UsageError(f"--checkpoint best: {run} has no best.pt (written only when training "
-                             f"evaluates: --eval-every-kimg); use last or a path")
-    else:
-        path = find_checkpoint(run, checkpoint)
+    path = find_checkpoint(run, checkpoint)  # best / last / a file, as for gankit sample
     from gankit.config import TrainConfig
 
     state = ckpt.load_checkpoint(path)
@@ -212,14 +200,14 @@ onnx (onnxruntime & co., dynamic batch) or torchscript (torch.jit.load, no ganki
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter
+    from gankit.sample import CHECKPOINT_HELP
 
     p = sub.add_parser("export", help="write the generator as safetensors, ONNX or TorchScript",
                        description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("run", help="run directory, checkpoint file or .safetensors generator file")
     p.add_argument("--format", choices=tuple(FORMATS), default="safetensors", help="file format")
     p.add_argument("--out", default=None, help="output file (default: generator.safetensors/.onnx/.pt here)")
-    p.add_argument("--checkpoint", default=None,
-                   help="best, last, or a checkpoint file / name in checkpoints/ (default: as gankit sample)")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--no-ema", action="store_true", help="export the raw generator instead of its EMA")
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default: {OPSET})")
     p.set_defaults(func=run, _parser=p)

@@ -191,6 +191,7 @@ features of the encoder trained on the run's dataset), and write
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter, positive_int
+    from gankit.sample import CHECKPOINT_HELP
 
     p = sub.add_parser("project", help="find the latents that reproduce given images", description=DESCRIPTION,
                        formatter_class=HelpFormatter)
@@ -208,7 +209,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feature-weight", type=float, default=1.0, help="weight of the perceptual term (pixels: 1)")
     p.add_argument("--candidates", type=positive_int, default=64, help="random latents tried as starting points")
     p.add_argument("--seed", type=int, default=0, help="seed of those random latents")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/ (default: as sample)")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run, _parser=p)
