@@ -37,6 +37,9 @@ COMMANDS = {
     "eval": "gankit.metrics.cli",
     "runs": "gankit.monitor.runs",
     "presets": "gankit.train.presets_cli",
+    "export": "gankit.export",
+    "explore": "gankit.explore.server",
+    "project": "gankit.project",
 }
 # one line per command for `gankit --help`, which must not import torch
 SUMMARY = {
@@ -49,6 +52,9 @@ SUMMARY = {
     "eval": "FID, KID, precision/recall, density/coverage",
     "runs": "list the runs under a folder: status, kimg, best score, last change",
     "presets": "list the presets, or show one preset's values and why",
+    "export": "write the generator as safetensors, ONNX or TorchScript",
+    "explore": "browse a generator in a local web page",
+    "project": "find the latents that reproduce given images",
 }
 DEBUG_ENV = "GANKIT_DEBUG"
 # errno values that mean "the machine said no", not "the code is wrong"

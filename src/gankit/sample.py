@@ -3,7 +3,11 @@
 
 The generator is rebuilt from the checkpoint's own config and image shape, so
 a run directory (or a single checkpoint file) is all that is needed.  The
-EMA generator is used unless ``ema=False`` / ``--no-ema``.
+EMA generator is used unless ``ema=False`` / ``--no-ema``.  A ``.safetensors``
+file written by `gankit export` works wherever a run does (it holds one
+generator, so ``checkpoint`` and ``ema`` do not apply to it).
+
+Truncation trades diversity for typical-looking images; see `truncate`.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from gankit.errors import UsageError
 from gankit.inputs import expect_run
 from gankit.models import config_generator
 from gankit.train import checkpoint as ckpt
+
+SAFETENSORS = ".safetensors"  # gankit export's weights-only generator file
 
 
 CHECKPOINT_HELP = ("best (the best evaluated state, checkpoints/best.pt), last (the newest), a file, or a name "
@@ -65,6 +71,10 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
     """The trained generator in eval mode: z (B, G.latent) -> images (B, C, H, W) in [-1, 1]."""
     if isinstance(device, str):
         device = resolve_device(device, "device")
+    if Path(run).suffix == SAFETENSORS:
+        from gankit.models.generator_file import load_generator_file
+
+        return load_generator_file(run, device)  # no pickle: weights and a JSON header only
     path = find_checkpoint(run, checkpoint)
     state = ckpt.load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
@@ -76,11 +86,42 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
     return G.to(device).eval().requires_grad_(False)
 
 
+def truncate(z: torch.Tensor, psi: float, G: nn.Module | None = None) -> torch.Tensor:
+    """The truncation trick: latents pulled towards the typical ones by ``psi``
+    (1: unchanged, 0: every latent becomes the mean latent).
+
+    A generator with its own ``truncate(z, psi)`` (one with a mapping network:
+    lerp towards the mean w) decides itself.  For the plain-z generators every
+    component z_i ~ N(0, 1) is mapped through the normal CDF to u, squeezed
+    to the central ``psi`` of the probability mass and mapped back:
+    z_i' = Phi^-1(1/2 + psi (Phi(z_i) - 1/2)).  That is exactly a draw from the
+    normal truncated at +-Phi^-1((1 + psi) / 2) (BigGAN's resampling beyond a
+    threshold, 1.04 at psi = 0.7), but computed from the same z, so one seed
+    changes smoothly as psi moves, and psi = 0 gives z = 0, the mean.
+    """
+    if not 0.0 <= psi <= 1.0:
+        raise UsageError(f"--truncation: psi must be between 0 and 1, got {psi}")
+    if psi == 1.0:
+        return z
+    if G is not None and callable(getattr(G, "truncate", None)):
+        return G.truncate(z, psi)
+    u = torch.special.ndtr(z.double())  # double: keeps the tails (|z| up to ~8) invertible
+    return torch.special.ndtri(0.5 + (u - 0.5) * psi).to(z.dtype)
+
+
+def seed_latents(G: nn.Module, seeds: list[int], truncation: float = 1.0) -> torch.Tensor:
+    """One latent per seed, (len(seeds), latent): seed s gives the first image
+    of `gankit sample --seed s`, whatever else is drawn beside it."""
+    z = torch.stack([torch.randn(G.latent, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    return truncate(z, truncation, G)
+
+
 @torch.no_grad()
-def generate(G: nn.Module, num: int, seed: int = 0, batch: int = 256) -> torch.Tensor:
-    """``num`` images from latents drawn with ``seed``: (num, C, H, W) in [-1, 1] on the CPU."""
+def generate(G: nn.Module, num: int, seed: int = 0, batch: int = 256, truncation: float = 1.0) -> torch.Tensor:
+    """``num`` images from latents drawn with ``seed``: (num, C, H, W) in [-1, 1] on the CPU.
+    ``truncation`` < 1 trades diversity for typical images (see `truncate`)."""
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(num, G.latent, generator=gen)
+    z = truncate(torch.randn(num, G.latent, generator=gen), truncation, G)
     device = next(G.parameters()).device
     return torch.cat([G(z[i:i + batch].to(device)).float().cpu() for i in range(0, num, batch)])
 
@@ -114,10 +155,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolate(G: nn.Module, points: int = 4, steps: int = 16, seed: int = 0, count: int = 1) -> torch.Tensor:
+def interpolate(G: nn.Module, points: int = 4, steps: int = 16, seed: int = 0, count: int = 1,
+                truncation: float = 1.0) -> torch.Tensor:
     """A closed walk through ``points`` random latents: (points*steps, count, C, H, W)."""
     gen = torch.Generator().manual_seed(seed)
-    keys = torch.randn(points, count, G.latent, generator=gen)
+    keys = truncate(torch.randn(points, count, G.latent, generator=gen), truncation, G)
     device = next(G.parameters()).device
     frames = []
     for p in range(points):
@@ -138,6 +180,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     s.add_argument("--device", default="auto", help=DEVICE_HELP)
+    s.add_argument("--truncation", type=psi_value, default=1.0, metavar="PSI",
+                   help="truncation psi in [0, 1]: lower gives more typical, less varied images (1: off)")
+    s.add_argument("--truncation-sweep", type=positive_int, nargs="?", const=6, default=None, metavar="COLS",
+                   help="one grid: a row per latent, COLS columns with psi from 1.0 down to 0.0 (COLS: 6)")
     s.set_defaults(func=run_sample, _parser=s)
 
     i = sub.add_parser("interpolate", help="animated walk through latent space", formatter_class=HelpFormatter)
@@ -151,12 +197,58 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     i.add_argument("--fps", type=positive_int, default=12, help="GIF frames per second")
     i.add_argument("--device", default="auto", help=DEVICE_HELP)
+    i.add_argument("--truncation", type=psi_value, default=1.0, metavar="PSI", help="truncation psi in [0, 1] (1: off)")
     i.set_defaults(func=run_interpolate, _parser=i)
+
+
+def psi_value(text: str) -> float:
+    """argparse type for a truncation psi: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+@torch.no_grad()
+def truncation_sweep(G: nn.Module, num: int, seed: int = 0, cols: int = 6) -> torch.Tensor:
+    """(num * cols, C, H, W): row r is latent r of ``seed`` at psi = 1.0 ... 0.0 (``cols`` steps)."""
+    z = torch.randn(num, G.latent, generator=torch.Generator().manual_seed(seed))
+    psis = [1.0 - c / max(1, cols - 1) for c in range(cols)] if cols > 1 else [1.0]
+    device = next(G.parameters()).device
+    rows = torch.stack([truncate(z, psi, G) for psi in psis], dim=1)  # (num, cols, latent)
+    return G(rows.reshape(num * cols, -1).to(device)).float().cpu()
+
+
+def _grid(images: torch.Tensor, cols: int):  # -> PIL.Image
+    """A grid with exactly ``cols`` columns (make_grid picks its own)."""
+    import numpy as np
+    from PIL import Image
+
+    from gankit.monitor.images import to_uint8
+
+    arr = to_uint8(images)  # (B, H, W, 3)
+    b, h, w, _ = arr.shape
+    rows, pad = -(-b // cols), 2
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 40, np.uint8)
+    for i, tile in enumerate(arr):
+        y, x = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
+        canvas[y:y + h, x:x + w] = tile
+    return Image.fromarray(canvas)
 
 
 def run_sample(args: argparse.Namespace) -> int:
     G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
-    paths = _save_images(generate(G, args.num, args.seed), Path(args.out))
+    if args.truncation_sweep:
+        out = Path(args.out)
+        out = out if out.suffix.lower() == ".png" else out / "truncation-sweep.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _grid(truncation_sweep(G, args.num, args.seed, args.truncation_sweep), args.truncation_sweep).save(out)
+        print(f"wrote {out}: {args.num} rows, psi from 1.0 to 0.0 in {args.truncation_sweep} columns")
+        return 0
+    paths = _save_images(generate(G, args.num, args.seed, truncation=args.truncation), Path(args.out))
     print(f"wrote {args.num} images to {args.out}" + ("" if len(paths) > 1 else " (one grid)"))
     return 0
 
@@ -165,7 +257,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     from gankit.monitor.images import make_grid
 
     G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
-    frames = interpolate(G, args.points, args.steps, args.seed, args.grid)
+    frames = interpolate(G, args.points, args.steps, args.seed, args.grid, args.truncation)
     images = [make_grid(f) for f in frames]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

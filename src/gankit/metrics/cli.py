@@ -71,11 +71,22 @@ def _device(text: str) -> Any:
     return resolve_device(text)
 
 
+def _is_generator_file(run: str) -> bool:
+    return Path(run).suffix == ".safetensors" and Path(run).is_file()
+
+
 def _real_path(args: argparse.Namespace) -> str:
     if args.real:
         return args.real
     if not args.run:
         raise UsageError("--real: give the real dataset (or a RUN whose config names it)")
+    if _is_generator_file(args.run):  # gankit export's file: its header says which dataset it learnt
+        from gankit.models.generator_file import read_header
+
+        data = read_header(args.run).get("source", {}).get("data")
+        if not data or not Path(data).is_dir():
+            raise UsageError(f"--real: {args.run} does not name a dataset found here; pass --real DATASET")
+        return str(data)
     from gankit.train.rundir import read_config
 
     config_file = Path(args.run) / "config.yaml"
@@ -115,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--fake: give either a RUN or --fake, not both")
     if not args.run and not args.fake:
         raise UsageError("RUN: give a run directory, or --real DATASET --fake DIR|DATASET")
-    if args.run:
+    if args.run and not _is_generator_file(args.run):
         from gankit.inputs import expect_run
 
         expect_run(args.run)
@@ -136,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if args.run else None)
+    if out is not None and not args.out and _is_generator_file(args.run):
+        out = Path(args.run).with_suffix(".eval.json")  # beside the file, not inside it
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2) + "\n")
