@@ -439,8 +439,9 @@ class Trainer:
             if status == "finished":
                 if self.counters.iter > 0:  # stopped mid-epoch (--minutes, --kimg): show where it got to
                     self._snapshot()
-                if self.evaluator is not None and self.evaluator.last_kimg != self.counters.images_seen / 1000:
-                    self._evaluate()  # the final state competes for best.pt too
+                ev = self.evaluator  # once a run has evaluated, its final state competes for best.pt too
+                if ev is not None and ev.evaluations and ev.last_kimg != self.counters.images_seen / 1000:
+                    self._evaluate()
                 self.save()
             if self.monitor is not None:
                 verdict = self.monitor.close(status)
