@@ -24,13 +24,12 @@ the classes.  A row with an empty label fails like any bad row (a labelled
 dataset has no place for it), and so does a row whose URL an earlier row
 already listed under another label; ``--to-dataset`` then imports exactly
 the files of this CSV's good rows, each with its row's class.  Only the
-standard library is used (urllib + a thread pool).
+standard library is used (urllib + a thread pool); reading the CSV and
+writing the report live in `fetch_table.py`.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import http.client
 import os
 import re
@@ -47,6 +46,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from gankit.data.dataset import ImageDataset
+from gankit.data.fetch_table import FetchResult, label_conflicts, read_urls, write_report
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
 from gankit.errors import UsageError
 
@@ -55,21 +55,6 @@ IMAGES_DIR = "images"
 USER_AGENT = "gankit-fetch/0.1 (+https://pypi.org/project/gankit; urllib)"
 CHUNK = 64 * 1024
 _HASH = 16  # hex digits of sha1(url) that start each file name
-
-
-@dataclass
-class FetchResult:
-    """What happened to one CSV row."""
-
-    row: int  # 1-based data row (the header is row 0)
-    url: str
-    status: str = "failed"  # "ok" or "failed"
-    reason: str = ""
-    file: str = ""
-    bytes: int = 0
-    attempts: int = 0
-    cached: bool = False
-    label: str = ""  # the row's --label-column value ("" without one)
 
 
 @dataclass
@@ -211,85 +196,6 @@ def _download(url: str, key: str, images: Path, timeout: float, deadline: float,
         time.sleep(pause)
 
 
-def read_urls(csv_path: Path, column: str, label_column: str | None = None) -> list[FetchResult]:
-    """One result per data row; rows that cannot be fetched are already failed."""
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as err:
-        raise UsageError(f"CSV: cannot read {csv_path}: {err.strerror or err}") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except (StopIteration, csv.Error):
-        raise UsageError(f"CSV: {csv_path} has no header row") from None
-    names = [h.strip() for h in header]
-    if column not in names:
-        raise UsageError(f"--column: no column {column!r} in {csv_path}; columns are: {', '.join(names)}")
-    index = names.index(column)
-    if label_column is not None and label_column not in names:
-        raise UsageError(f"--label-column: no column {label_column!r} in {csv_path}; columns are: {', '.join(names)}")
-    label_index = names.index(label_column) if label_column is not None else None
-    rows: list[FetchResult] = []
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            rows.append(FetchResult(len(rows) + 1, "", reason=f"malformed row: {err}"))
-            continue
-        if not cells:
-            continue  # blank line
-        row = FetchResult(len(rows) + 1, "")
-        rows.append(row)
-        if len(cells) != len(names):
-            row.url = cells[index].strip() if index < len(cells) else ""
-            row.reason = f"malformed row: {len(cells)} fields, the header has {len(names)}"
-            continue
-        row.url = cells[index].strip()
-        row.label = cells[label_index].strip() if label_index is not None else ""
-        parts = urllib.parse.urlsplit(row.url)
-        if not row.url:
-            row.reason = "empty cell"
-        elif parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            row.reason = f"not an http(s) URL (scheme {parts.scheme!r})" if parts.scheme else "not an http(s) URL"
-        elif label_index is not None and not row.label:
-            row.reason = f"empty label in column {label_column!r}"
-        else:
-            row.status = "pending"
-    return rows
-
-
-def _label_conflicts(rows: list[FetchResult]) -> None:
-    """Fail rows whose URL an earlier row listed under another label: one
-    downloaded file cannot hold two classes."""
-    first: dict[str, FetchResult] = {}
-    for r in rows:
-        if r.status != "pending":
-            continue
-        earlier = first.setdefault(r.url, r)
-        if earlier.label != r.label:
-            r.status = "failed"
-            r.reason = f"same URL as row {earlier.row}, which labels it {earlier.label!r}"
-
-
-def _write_report(path: Path, results: list[FetchResult], labelled: bool = False) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(["row", "url", *(["label"] if labelled else []), "status", "file", "bytes", "attempts", "reason"])
-            for r in results:
-                reason = r.reason or ("already downloaded" if r.cached else "")
-                out.writerow([r.row, r.url, *([r.label] if labelled else []), r.status, r.file, r.bytes,
-                              r.attempts, reason])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def fetch_csv(
     csv_path: str | os.PathLike[str],
     column: str,
@@ -324,7 +230,7 @@ def fetch_csv(
     rows = read_urls(Path(csv_path), column, label_column)
     labelled = label_column is not None
     if labelled:
-        _label_conflicts(rows)
+        label_conflicts(rows)
     # every label a well-formed row gives is a class, even if all its downloads fail
     classes = sorted({r.label for r in rows if r.status == "pending"}) if labelled else []
     root = Path(out)
@@ -369,12 +275,12 @@ def fetch_csv(
         for r in rows:
             if r.status == "pending":
                 r.status, r.reason = "failed", "interrupted before it was fetched"
-        _write_report(root / REPORT, rows, labelled)
+        write_report(root / REPORT, rows, labelled)
         raise
     pool.shutdown()
     ok = sum(r.status == "ok" for r in rows)
     report = root / REPORT
-    _write_report(report, rows, labelled)
+    write_report(report, rows, labelled)
     summary = FetchSummary(
         rows=len(rows), ok=ok, failed=len(rows) - ok,
         downloaded=downloaded,
