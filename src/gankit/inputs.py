@@ -18,12 +18,13 @@ SCAN_LIMIT = 2000  # entries looked at when counting images under a folder
 
 
 def kind_of(path: str | Path) -> str:
-    """One of: missing, dataset, unfinished-dataset, run, runs, checkpoint, images, file, other."""
+    """One of: missing, dataset, unfinished-dataset, run, runs, checkpoint, generator (an exported
+    .safetensors file), images, file, other."""
     p = Path(path)
     if not p.exists():
         return "missing"
     if p.is_file():
-        return "checkpoint" if p.suffix == ".pt" else "file"
+        return {".pt": "checkpoint", ".safetensors": "generator"}.get(p.suffix, "file")
     if (p / "manifest.json").is_file() and (p / "images.npy").is_file():
         return "dataset"
     if (p / "images.npy").is_file():
@@ -94,10 +95,11 @@ def expect_dataset(path: str | Path, flag: str = "--data") -> Path:
 
 
 def expect_run(path: str | Path, flag: str = "RUN") -> Path:
-    """``path`` if it is a run directory or a checkpoint file; otherwise a UsageError saying what it is."""
+    """``path`` if it is a run directory, a checkpoint or an exported generator file;
+    otherwise a UsageError saying what it is."""
     p = Path(path)
     kind = kind_of(p)
-    if kind in ("run", "checkpoint"):
+    if kind in ("run", "checkpoint", "generator"):
         return p
     runs_hint = f"`gankit runs --out {p.parent}` lists the runs there"
     if kind == "missing":

@@ -191,6 +191,7 @@ features of the encoder trained on the run's dataset), and write
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter, positive_int
+    from gankit.device import DEVICE_HELP
     from gankit.sample import CHECKPOINT_HELP
 
     p = sub.add_parser("project", help="find the latents that reproduce given images", description=DESCRIPTION,
@@ -211,15 +212,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of those random latents")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.set_defaults(func=run, _parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gankit.device import resolve_device
     from gankit.metrics.registry import get_extractor
     from gankit.monitor.images import make_grid, upscale
     from gankit.sample import load_generator
 
+    args.device = resolve_device(args.device)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr: expected a positive number, got {args.lr}")
     G = load_generator(args.run, None if Path(args.run).suffix == ".safetensors" else args.checkpoint,

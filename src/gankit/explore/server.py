@@ -158,6 +158,7 @@ a seed large, a slider between two seeds, a truncation slider, PNG downloads.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter, positive_int
+    from gankit.device import DEVICE_HELP
     from gankit.sample import CHECKPOINT_HELP
 
     p = sub.add_parser("explore", help="browse a generator in a local web page", description=DESCRIPTION,
@@ -167,19 +168,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--max-batch", type=positive_int, default=64, help="most seeds one request may ask for")
     p.set_defaults(func=run, _parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
+    from gankit.device import resolve_device
     from gankit.sample import load_generator
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port: expected 0 to 65535, got {args.port}")
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     generators = {name: load_generator(r, None if Path(r).suffix == ".safetensors" else args.checkpoint,
                                        ema=not args.no_ema, device=device)
                   for name, r in zip(_names(args.runs), args.runs)}
