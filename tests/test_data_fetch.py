@@ -270,6 +270,7 @@ def test_label_column_reaches_the_report_and_the_dataset(tmp_path, server, monke
     ds = load_dataset(tmp_path / "cards")
     assert ds.classes == ["Fire", "Grass", "Water"] and ds.class_counts == [2, 0, 1]
     assert len(ds) == 3, "files of other CSVs left in images/ are not imported"
+    assert ds.manifest["params"]["labels"] == "csv:type"
     red = np.asarray(ds.images)[..., 0].mean(axis=(1, 2))
     for value, label in zip(red, ds.labels):
         assert (value > 128) == (ds.classes[label] == "Fire")

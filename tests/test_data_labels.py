@@ -113,6 +113,11 @@ def test_resolve_class_by_name_or_index():
         with pytest.raises(UsageError, match="Breakout") as err:
             resolve_class(classes, bad)
         assert str(err.value).startswith("--class")
+    assert resolve_class(["7", "3"], "3") == 1, "a class named like a number is found by its name"
+    with pytest.raises(UsageError, match="^--class-from"):
+        resolve_class(classes, "Tetris", flag="--class-from")
+    with pytest.raises(UsageError, match="no classes"):
+        resolve_class([], "Pong")
 
 
 def _gankit(*argv: str) -> subprocess.CompletedProcess:
@@ -186,3 +191,22 @@ def test_subdirs_needs_class_folders(tmp_path):
     bad = _gankit("data", "folder", str(src), "--labels", "names", "--out", str(tmp_path / "o"))
     assert bad.returncode == 2 and "--labels" in bad.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_show_caps_the_grid_at_16_classes(tmp_path):
+    from gankit.data.show import MAX_CLASS_ROWS, format_stats, show_dataset
+
+    n_classes = 20
+    labels = np.repeat(np.arange(n_classes), 2)
+    images = (labels[:, None, None, None] * 12 + np.zeros((1, 16, 16, 1), np.int64)).astype(np.uint8)
+    write_dataset(tmp_path / "d", images, "t", labels=labels, classes=[f"c{i:02d}" for i in range(n_classes)])
+    stats = show_dataset(tmp_path / "d", tmp_path / "p.png", count=64)
+    assert [c["count"] for c in stats["classes"]] == [2] * n_classes
+    text = format_stats(stats)
+    assert "other 4 classes are not shown" in text and "c19" in text
+    with Image.open(tmp_path / "p.png") as im:
+        grid = np.asarray(im)
+    assert grid.ndim == 2 and grid.shape[0] == 2 + MAX_CLASS_ROWS * (MIN_TILE + 2)
+    # row r shows class r: its grey level is 12 * r
+    centres = [grid[2 + r * (MIN_TILE + 2) + MIN_TILE // 2, 2 + MIN_TILE // 2] for r in range(MAX_CLASS_ROWS)]
+    assert centres == [12 * r for r in range(MAX_CLASS_ROWS)]

@@ -136,17 +136,19 @@ def _load_labels(root: Path, manifest: dict[str, Any], count: int) -> np.ndarray
     return labels
 
 
-def resolve_class(classes: Sequence[str], value: str | int) -> int:
-    """A class given by name or index -> its index; `UsageError` lists the valid ones."""
+def resolve_class(classes: Sequence[str], value: str | int, flag: str = "--class") -> int:
+    """A class given by name or index -> its index; `UsageError` (naming
+    ``flag``) lists the valid ones.  A name wins over an index, so folders
+    named 0..9 mean what they say."""
     if not classes:
-        raise UsageError("--class: the dataset or generator has no classes")
+        raise UsageError(f"{flag}: the dataset or generator has no classes")
     text = str(value).strip()
     if text in classes:
         return list(classes).index(text)
     if text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
         return int(text)
     listed = ", ".join(f"{i}={name}" for i, name in enumerate(classes))
-    raise UsageError(f"--class: unknown class {value!r}; valid: {listed}")
+    raise UsageError(f"{flag}: unknown class {value!r}; valid: {listed}")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -290,7 +290,7 @@ def fetch_csv(
         target = dataset_out or default_dataset_out(root)
         kw = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress)
         if labelled:
-            summary.dataset = _labelled_dataset(rows, classes, images, size, target, kw)
+            summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
         else:
             from gankit.data.folder import import_folder
 
@@ -299,7 +299,8 @@ def fetch_csv(
 
 
 def _labelled_dataset(rows: list[FetchResult], classes: list[str], images: Path,
-                      size: int | str | tuple[int, int], out: str | os.PathLike[str], kw: dict) -> ImageDataset:
+                      size: int | str | tuple[int, int], out: str | os.PathLike[str], mode: str,
+                      kw: dict) -> ImageDataset:
     """This CSV's good files (not others left in ``images``), each with its row's class."""
     from gankit.data.folder import import_files
 
@@ -311,7 +312,7 @@ def _labelled_dataset(rows: list[FetchResult], classes: list[str], images: Path,
     if not files:
         raise UsageError("--to-dataset: no row was fetched, so there is nothing to import (see the report)")
     return import_files(images, [images / f for f in files], size, out, classes=classes,
-                        labels=list(files.values()), label_mode="csv", **kw)
+                        labels=list(files.values()), label_mode=mode, **kw)
 
 
 def default_dataset_out(root: Path) -> Path:
