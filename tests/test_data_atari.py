@@ -124,3 +124,40 @@ def test_workers_are_deterministic_and_concatenated_in_order(tmp_path):
     np.testing.assert_array_equal(np.asarray(both.images), np.concatenate([first.images, second.images]))
     assert not np.array_equal(np.asarray(first.images[:30]), np.asarray(second.images)), "seeds differ"
     assert not [p.name for p in (tmp_path / "w2").iterdir() if p.name.startswith(".")], "no scratch files left"
+
+
+def test_several_games_give_a_dataset_labelled_by_game(tmp_path, data_cli, capsys):
+    games = ["Breakout", "Pong", "Freeway"]
+    assert data_cli("--game", ",".join(games), "--frames", "5", "--size", "24x32", "--every", "20",
+                    "--out", str(tmp_path / "three"), "--quiet") == 0
+    printed = capsys.readouterr().out
+    assert all(f"class {g}: 5 images" in printed for g in games), printed
+    ds = load_dataset(tmp_path / "three")
+    assert ds.images.shape == (15, 24, 32, 3)
+    assert ds.classes == games and ds.class_counts == [5, 5, 5]
+    np.testing.assert_array_equal(ds.labels, np.repeat(np.arange(3), 5))
+    assert ds.manifest["params"]["games"] == games
+    assert set(ds.manifest["atari"]["per_game"]) == set(games)
+    assert ds.manifest["atari"]["emulator_steps"] == 3 * 5 * 20
+    # each game's block is exactly what collecting that game alone gives
+    pong = collect_atari("Pong", 5, "24x32", tmp_path / "pong", every=20, progress=False)
+    np.testing.assert_array_equal(np.asarray(ds.images)[ds.labels == 1], np.asarray(pong.images))
+    assert pong.labels is None and pong.classes == [], "one game stays unlabelled, as before"
+    means = [np.asarray(ds.images)[ds.labels == c].mean() for c in range(3)]
+    assert min(abs(a - b) for i, a in enumerate(means) for b in means[i + 1:]) > 5, "the games look different"
+
+
+def test_several_games_with_worker_processes(tmp_path):
+    both = collect_atari(["MsPacman", "SpaceInvaders"], 6, 16, tmp_path / "two", every=3, workers=2, progress=False)
+    alone = collect_atari("SpaceInvaders", 6, 16, tmp_path / "si", every=3, workers=2, progress=False)
+    assert both.classes == ["MsPacman", "SpaceInvaders"] and both.class_counts == [6, 6]
+    np.testing.assert_array_equal(np.asarray(both.images)[both.labels == 1], np.asarray(alone.images))
+    assert not [p.name for p in (tmp_path / "two").iterdir() if p.name.startswith(".")], "no scratch files left"
+
+
+@pytest.mark.parametrize("games,word", [("Pong,pong", "twice"), ("Pong,Tetriss", "Tetriss"), (",", "no game")])
+def test_bad_game_lists_exit_2(tmp_path, data_cli, capsys, games, word):
+    assert data_cli("--game", games, "--frames", "5", "--out", str(tmp_path / "x")) == 2
+    err = capsys.readouterr().err
+    assert "--game" in err and word in err
+    assert not (tmp_path / "x").exists()

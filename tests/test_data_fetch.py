@@ -234,3 +234,47 @@ def _status(argv: list[str]) -> int:
         return gankit.cli.main(argv)
     except SystemExit as exit_:
         return int(exit_.code)
+
+
+def test_label_column_reaches_the_report_and_the_dataset(tmp_path, server, monkeypatch, capsys):
+    monkeypatch.setattr(gankit.cli, "COMMANDS", {"data": "gankit.data.cli"})
+    b = server.base
+    rows = [  # (url, type): red PNGs are Fire, the blue JPEG is Water
+        (b + "/good.png", "Fire"),
+        (b + "/good.jpg", "Water"),
+        (b + "/flaky.png", " Fire "),
+        (b + "/good.jpg", ""),  # empty label: a bad row
+        (b + "/gone.png", "Grass"),  # a class whose only download fails
+        (b + "/good.png", "Water"),  # the same file under another label
+    ]
+    table = tmp_path / "cards.csv"
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows([["image_url", "type"], *rows])
+    out = tmp_path / "cards-raw"
+    (out / "images").mkdir(parents=True)
+    Image.new("RGB", (24, 20), (0, 255, 0)).save(out / "images" / "0123456789abcdef_left-over.png")
+    argv = ["data", "fetch", str(table), "--column", "image_url", "--label-column", "type", "--out", str(out),
+            "--quiet", "--to-dataset", "--size", "8", "--deadline", "5", "--backoff", "0.05"]
+    assert gankit.cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "class Grass: 0 images" in printed
+
+    with open(out / "fetch_report.csv", newline="") as f:
+        report = list(csv.DictReader(f))
+    assert [r["label"] for r in report] == [t.strip() for _, t in rows]
+    assert [r["status"] for r in report] == ["ok", "ok", "ok", "failed", "failed", "failed"]
+    assert "empty label" in report[3]["reason"] and "type" in report[3]["reason"]
+    assert "404" in report[4]["reason"]
+    assert "row 1" in report[5]["reason"] and "Fire" in report[5]["reason"]
+
+    ds = load_dataset(tmp_path / "cards")
+    assert ds.classes == ["Fire", "Grass", "Water"] and ds.class_counts == [2, 0, 1]
+    assert len(ds) == 3, "files of other CSVs left in images/ are not imported"
+    assert ds.manifest["params"]["labels"] == "csv:type"
+    red = np.asarray(ds.images)[..., 0].mean(axis=(1, 2))
+    for value, label in zip(red, ds.labels):
+        assert (value > 128) == (ds.classes[label] == "Fire")
+
+    assert _status([*argv[:5], "--label-column", "kind", "--out", str(tmp_path / "y")]) == 2
+    assert "--label-column" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()

@@ -20,6 +20,10 @@ Policies decide what the frames show:
 ``--workers N`` runs N emulators in spawned processes; worker i is seeded
 ``seed + i`` and the frames are concatenated in worker order, so the output
 depends only on the arguments.
+
+``--game Breakout,Pong,...`` collects ``--frames`` frames of each game in
+turn, at the same size, into one labelled dataset: the classes are the game
+names in the order given.
 """
 from __future__ import annotations
 
@@ -248,7 +252,7 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="frame", unit_scale=True, file=sys.stderr, disable=not enabled, smoothing=0.1)
 
 
-def _run_parallel(jobs: list[_Job], writer: DatasetWriter, bar: Any) -> list[dict[str, Any]]:
+def _run_parallel(jobs: list[_Job], writer: DatasetWriter, bar: Any, label: int | None) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     counters = ctx.Array("q", len(jobs), lock=False)
     scratch = []
@@ -268,7 +272,7 @@ def _run_parallel(jobs: list[_Job], writer: DatasetWriter, bar: Any) -> list[dic
         for job, path in zip(jobs, scratch):
             raw = np.memmap(path, dtype=np.uint8, mode="r", shape=(job.frames, *frame_shape))
             for i in range(0, job.frames, 4096):
-                writer.add(np.asarray(raw[i : i + 4096]))
+                writer.add(np.asarray(raw[i : i + 4096]), label)
             del raw
         return stats
     finally:
@@ -277,8 +281,20 @@ def _run_parallel(jobs: list[_Job], writer: DatasetWriter, bar: Any) -> list[dic
                 os.unlink(path)
 
 
+def parse_games(game: str | Sequence[str]) -> list[str]:
+    """"Breakout,pong" or ["Breakout", "Pong"] -> canonical names, each once."""
+    parts = game.split(",") if isinstance(game, str) else list(game)
+    names = [resolve_game(p) for p in parts if str(p).strip()]
+    if not names:
+        raise UsageError("--game: no game named")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--game: {', '.join(twice)} named twice")
+    return names
+
+
 def collect_atari(
-    game: str,
+    game: str | Sequence[str],
     frames: int,
     size: int | str | tuple[int, int],
     out: str | os.PathLike[str],
@@ -294,9 +310,11 @@ def collect_atari(
     """Collect ``frames`` kept frames of ``game`` into the dataset folder ``out``.
 
     ``size`` is 64, "64", "84x64" or (h, w); ``crop`` is (top, bottom, left,
-    right) source pixels removed before resizing.  Returns the loaded dataset.
+    right) source pixels removed before resizing.  Several games ("Breakout,Pong"
+    or a list) give ``frames`` frames each and a dataset labelled by game.
+    Returns the loaded dataset.
     """
-    name = resolve_game(game)
+    names = parse_games(game)
     hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
     checks = {"--frames": frames >= 1, "--every": every >= 1, "--workers": workers >= 1}
     for flag, ok in checks.items():
@@ -310,18 +328,21 @@ def collect_atari(
     if crop_t is not None and (len(crop_t) != 4 or min(crop_t) < 0):
         raise UsageError("--crop: expected four non-negative integers top,bottom,left,right")
     workers = min(workers, frames)
-    base = _Job(name, frames, hw, every, policy, seed, grayscale, crop_t, resize)  # type: ignore[arg-type]
-    probe = _make_ale(base)  # checks the crop against the real screen before any work
-    check_crop(crop_t, *probe.unwrapped.ale.getScreenDims())
-    probe.close()
-    jobs = [_Job(**{**asdict(base), "frames": n, "seed": seed + i}) for i, n in enumerate(_split(frames, workers))]
+    plans: list[list[_Job]] = []
+    for name in names:
+        base = _Job(name, frames, hw, every, policy, seed, grayscale, crop_t, resize)  # type: ignore[arg-type]
+        probe = _make_ale(base)  # checks the crop against the real screen before any work
+        check_crop(crop_t, *probe.unwrapped.ale.getScreenDims())
+        probe.close()
+        plans.append([_Job(**{**asdict(base), "frames": n, "seed": seed + i})
+                      for i, n in enumerate(_split(frames, workers))])
     import ale_py
 
     params = {
-        "game": name,
-        "env_id": f"ALE/{name}-v5",
+        "game": ",".join(names),
+        "env_id": ",".join(f"ALE/{n}-v5" for n in names),
         "frames": frames,
-        "size": list(base.size),
+        "size": list(hw),
         "every": every,
         "policy": policy,
         "seed": seed,
@@ -333,27 +354,40 @@ def collect_atari(
         "repeat_action_probability": STICKY_PROBABILITY if policy == "sticky" else 0.0,
         "ale_py_version": ale_py.__version__,
     }
+    if len(names) > 1:
+        params["games"] = names
+    classes = names if len(names) > 1 else None
     channels = 1 if grayscale else 3
     start = time.perf_counter()
-    with _progress_bar(frames, progress) as bar, DatasetWriter(Path(out), *base.size, channels, "atari", params) as writer:
-        if workers == 1:
-            stats = [_collect(jobs[0], writer.add, bar.update)]
-        else:
-            stats = _run_parallel(jobs, writer, bar)
+    with _progress_bar(frames * len(names), progress) as bar, \
+            DatasetWriter(Path(out), *hw, channels, "atari", params, classes=classes) as writer:
+        per_game = {}
+        for label, jobs in enumerate(plans):
+            tag = label if classes else None
+            if workers == 1:
+                per_game[names[label]] = [_collect(jobs[0], lambda b, t=tag: writer.add(b, t), bar.update)]
+            else:
+                per_game[names[label]] = _run_parallel(jobs, writer, bar, tag)
         seconds = time.perf_counter() - start
-        returns = [r for s in stats for r in s["episode_returns"]]
-        writer.close(
-            extra={
-                "atari": {
-                    "policy_used": stats[0]["policy_used"],
-                    "source_frame": stats[0]["source_frame"],
-                    "emulator_steps": sum(s["steps"] for s in stats),
-                    "episodes_finished": len(returns),
-                    "episode_returns": returns,
-                    "reward_total": sum(s["reward_total"] for s in stats),
-                    "seconds": round(seconds, 3),
-                    "frames_per_second": round(frames / max(seconds, 1e-9), 1),
-                }
-            }
-        )
+        info = _summary([s for stats in per_game.values() for s in stats], frames * len(names), seconds)
+        if classes:
+            info["per_game"] = {n: _summary(stats, frames, None) for n, stats in per_game.items()}
+        writer.close(extra={"atari": info})
     return load_dataset(out)
+
+
+def _summary(stats: list[dict[str, Any]], frames: int, seconds: float | None) -> dict[str, Any]:
+    """The manifest's "atari" record of what the emulators did."""
+    returns = [r for s in stats for r in s["episode_returns"]]
+    info: dict[str, Any] = {
+        "policy_used": ",".join(dict.fromkeys(s["policy_used"] for s in stats)),
+        "source_frame": stats[0]["source_frame"],
+        "emulator_steps": sum(s["steps"] for s in stats),
+        "episodes_finished": len(returns),
+        "episode_returns": returns,
+        "reward_total": sum(s["reward_total"] for s in stats),
+    }
+    if seconds is not None:
+        info["seconds"] = round(seconds, 3)
+        info["frames_per_second"] = round(frames / max(seconds, 1e-9), 1)
+    return info

@@ -21,7 +21,9 @@ from gankit.errors import UsageError
 DATA_HELP = """Make a dataset (a folder with images.npy + manifest.json) and look at it.
 
   gankit data atari --game Breakout --frames 20000 --size 64 --out data/breakout
+  gankit data atari --game Breakout,Pong,MsPacman --frames 4000 --out data/atari3
   gankit data folder SRC --size 64 --out data/cards
+  gankit data folder pets/ --labels subdirs --out data/pets
   gankit data fetch cards.csv --column image_url --out data/cards-raw --to-dataset
   gankit data show data/breakout --out preview.png
 """
@@ -85,6 +87,7 @@ def _common(p: argparse.ArgumentParser, resize_default: str) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter
     from gankit.data.atari import POLICIES
+    from gankit.data.folder import LABEL_MODES
     from gankit.data.imageops import FITS
 
     data = sub.add_parser("data", help="make and inspect datasets (atari, folder, fetch, show)",
@@ -94,8 +97,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = cmds.add_parser("atari", help="frames from an Atari game (ALE)", formatter_class=HelpFormatter,
                         description="Play an Atari game in the Arcade Learning Environment and keep its frames.")
-    p.add_argument("--game", default="Breakout", help="ALE game name (Breakout, Pong, MsPacman, ...)")
-    p.add_argument("--frames", type=_number(int, 1), default=20000, help="number of frames to keep")
+    p.add_argument("--game", default="Breakout",
+                   help="ALE game name (Breakout, Pong, MsPacman, ...); several, comma-separated, give a dataset labelled by game")
+    p.add_argument("--frames", type=_number(int, 1), default=20000, help="number of frames to keep (per game)")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="dataset folder to write (required)")
     _common(p, "area")
     p.add_argument("--every", type=_number(int, 1), default=1, help="keep one emulator frame in K")
@@ -116,12 +120,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--background", type=_checked(_colour), default="white", help="colour under transparent pixels and padding")
     p.add_argument("--dedupe", action="store_true", help="drop files whose bytes duplicate an earlier file")
     p.add_argument("--workers", type=_number(int, 1), default=4, help="decoding threads")
+    p.add_argument("--labels", choices=LABEL_MODES, default="none",
+                   help="subdirs: each first-level sub-folder of SRC is a class (sorted names); files directly in SRC are skipped")
     p.set_defaults(func=run_folder, _parser=p)
 
     p = cmds.add_parser("fetch", help="download the images listed in a CSV", formatter_class=HelpFormatter,
                         description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says what happened to each row.")
     p.add_argument("csv", metavar="CSV", help="CSV file with a header row")
     p.add_argument("--column", default="image_url", help="column holding the image URLs")
+    p.add_argument("--label-column", default=None,
+                   help="column holding each row's class (its distinct values, sorted, are the classes; rows with an empty one fail); None: unlabelled")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="folder for images/ and fetch_report.csv (required)")
     p.add_argument("--workers", type=_number(int, 1), default=8, help="concurrent downloads")
     p.add_argument("--timeout", type=_number(float, 0, inclusive=False), default=10.0, help="seconds to connect / wait for data")
@@ -136,7 +144,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_fetch, _parser=p)
 
     p = cmds.add_parser("show", help="print statistics and write a preview grid", formatter_class=HelpFormatter,
-                        description="Print count, size, channels and per-channel mean/std; write a grid of random images.")
+                        description="Print count, size, channels and per-channel mean/std (and images per class when labelled); "
+                                "write a grid of random images (one row per class when labelled, at most 16 classes).")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
     p.add_argument("--out", default="preview.png", help="preview image (PNG) to write")
     p.add_argument("--count", type=_number(int, 1), default=64, help="images in the grid (at most the dataset size)")
@@ -154,7 +163,14 @@ def run_atari(args: argparse.Namespace) -> int:
     print(f"{ds.path}: {len(ds)} frames of {ds.manifest['params']['game']} {ds.height}x{ds.width}x{ds.channels}, "
           f"{info['frames_per_second']:.0f} frames/s, policy {info['policy_used']}, "
           f"{info['episodes_finished']} episodes finished, reward {info['reward_total']:g}")
+    _print_classes(ds)
     return 0
+
+
+def _print_classes(ds: Any) -> None:
+    """Images per class, and a warning for a class that got none."""
+    for name, n in zip(ds.classes, ds.class_counts):
+        print(f"  class {name}: {n} images" + ("  (none: this class cannot be trained or sampled well)" if n == 0 else ""))
 
 
 def run_folder(args: argparse.Namespace) -> int:
@@ -162,13 +178,14 @@ def run_folder(args: argparse.Namespace) -> int:
 
     ds = import_folder(args.src, args.size, args.out, fit=args.fit, background=args.background,
                        grayscale=args.grayscale, dedupe=args.dedupe, resize=args.resize,
-                       workers=args.workers, progress=not args.quiet)
+                       workers=args.workers, progress=not args.quiet, labels=args.labels)
     skipped = ds.manifest["skipped"]
     print(f"{ds.path}: {len(ds)} images {ds.height}x{ds.width}x{ds.channels}, {len(skipped)} skipped")
     for item in skipped[:20]:
         print(f"  skipped {item['input']}: {item['reason']}")
     if len(skipped) > 20:
         print(f"  ... {len(skipped) - 20} more in {ds.path / 'manifest.json'}")
+    _print_classes(ds)
     if len(ds) == 0:
         raise UsageError(f"SRC: no usable image in {args.src} (reasons in {ds.path / 'manifest.json'})")
     return 0
@@ -181,7 +198,7 @@ def run_fetch(args: argparse.Namespace) -> int:
                         deadline=args.deadline, retries=args.retries, backoff=args.backoff,
                         max_bytes=int(args.max_mb * 2**20), to_dataset=args.to_dataset, size=args.size,
                         fit=args.fit, grayscale=args.grayscale, resize=args.resize,
-                        dataset_out=args.dataset_out, progress=not args.quiet)
+                        dataset_out=args.dataset_out, progress=not args.quiet, label_column=args.label_column)
     print(f"{summary.rows} rows: {summary.ok} ok ({summary.downloaded} downloaded, {summary.cached} already there), "
           f"{summary.failed} failed; report: {summary.report}")
     reasons: dict[str, int] = {}
@@ -194,6 +211,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     if summary.dataset is not None:
         ds = summary.dataset
         print(f"dataset {ds.path}: {len(ds)} images {ds.height}x{ds.width}x{ds.channels}")
+        _print_classes(ds)
     return 0
 
 

@@ -1,6 +1,6 @@
 """The one dataset format every source writes and every stage reads.
 
-A dataset is a folder with two files:
+A dataset is a folder with two files (three when it is labelled):
 
 - ``images.npy``: uint8 array of shape (N, H, W, C), C = 3 (RGB) or 1 (grey),
   stored as a plain NumPy file so it can be memory-mapped: training on 50k
@@ -8,6 +8,10 @@ A dataset is a folder with two files:
 - ``manifest.json``: count, height, width, channels, the source and its
   parameters, creation time, gankit version and every skipped input with its
   reason.
+- ``labels.npy`` (optional): int64 array of shape (N,), the class index of
+  each image; the manifest then holds ``classes`` (names, index order) and
+  ``class_counts``.  Datasets without it are unlabelled, as before labels
+  existed, and load unchanged.
 
 The manifest is written last, so a folder without one is an unfinished
 dataset; both files are written under temporary names and renamed.
@@ -20,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -28,15 +32,34 @@ from gankit.errors import UsageError
 
 IMAGES = "images.npy"
 MANIFEST = "manifest.json"
+LABELS = "labels.npy"
 
 
 @dataclass
 class ImageDataset:
-    """A dataset on disk: ``images`` is a read-only memory map (N, H, W, C)."""
+    """A dataset on disk: ``images`` is a read-only memory map (N, H, W, C);
+    ``labels`` is the (N,) int64 class index of each image, or None."""
 
     path: Path
     images: np.ndarray
     manifest: dict[str, Any]
+    labels: np.ndarray | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in index order; [] for an unlabelled dataset."""
+        return list(self.manifest.get("classes") or []) if self.labels is not None else []
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_counts(self) -> list[int]:
+        """Images per class, in index order ([] when unlabelled)."""
+        if self.labels is None:
+            return []
+        return [int(n) for n in np.bincount(self.labels, minlength=self.num_classes)]
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -87,7 +110,45 @@ def load_dataset(path: str | os.PathLike[str]) -> ImageDataset:
         raise UsageError(
             f"dataset {root}: manifest says {manifest.get('count')} images, {IMAGES} holds {images.shape[0]}"
         )
-    return ImageDataset(root, images, manifest)
+    return ImageDataset(root, images, manifest, _load_labels(root, manifest, images.shape[0]))
+
+
+def _load_labels(root: Path, manifest: dict[str, Any], count: int) -> np.ndarray | None:
+    """labels.npy checked against the manifest; None for an unlabelled dataset."""
+    path = root / LABELS
+    classes = manifest.get("classes")
+    if classes is None and not path.is_file():
+        return None
+    if classes is None or not path.is_file():
+        raise UsageError(
+            f"dataset {root}: {LABELS} and the manifest's classes come together; "
+            f"found only {'the classes' if classes is not None else LABELS} (an interrupted rewrite?)"
+        )
+    try:
+        labels = np.load(path)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"dataset {root}: cannot read {LABELS}: {err}") from err
+    if labels.dtype != np.int64 or labels.shape != (count,):
+        raise UsageError(f"dataset {root}: {LABELS} must be int64 ({count},), found {labels.dtype} {labels.shape}")
+    if count and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise UsageError(f"dataset {root}: {LABELS} holds class indices outside 0..{len(classes) - 1}")
+    labels.flags.writeable = False
+    return labels
+
+
+def resolve_class(classes: Sequence[str], value: str | int, flag: str = "--class") -> int:
+    """A class given by name or index -> its index; `UsageError` (naming
+    ``flag``) lists the valid ones.  A name wins over an index, so folders
+    named 0..9 mean what they say."""
+    if not classes:
+        raise UsageError(f"{flag}: the dataset or generator has no classes")
+    text = str(value).strip()
+    if text in classes:
+        return list(classes).index(text)
+    if text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
+        return int(text)
+    listed = ", ".join(f"{i}={name}" for i, name in enumerate(classes))
+    raise UsageError(f"{flag}: unknown class {value!r}; valid: {listed}")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -105,6 +166,20 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _atomic_write_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            np.save(f, array)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
 @dataclass
 class DatasetWriter:
     """Appends images of one shape and writes the dataset atomically.
@@ -112,7 +187,9 @@ class DatasetWriter:
     Images go to a raw scratch file as they arrive (the final count is often
     unknown: bad files are skipped), and ``close()`` turns it into
     ``images.npy`` and writes the manifest.  Use as a context manager; if the
-    block raises, nothing is left under the final names.
+    block raises, nothing is left under the final names.  With ``classes``
+    every ``add`` names the class index of its images, and ``labels.npy``
+    is written too.
     """
 
     out: Path
@@ -123,11 +200,17 @@ class DatasetWriter:
     params: dict[str, Any] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     count: int = 0
+    classes: list[str] | None = None  # class names in index order; None: unlabelled
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         if self.channels not in (1, 3):
             raise UsageError(f"channels must be 1 or 3, got {self.channels}")
+        if self.classes is not None:
+            self.classes = [str(c) for c in self.classes]
+            if not self.classes or any(not c for c in self.classes) or len(set(self.classes)) != len(self.classes):
+                raise UsageError(f"classes must be distinct non-empty names, got {self.classes}")
+        self._labels: list[np.ndarray] = []
         self.out.mkdir(parents=True, exist_ok=True)
         fd, self._scratch = tempfile.mkstemp(dir=self.out, prefix=".images.", suffix=".raw")
         self._file = os.fdopen(fd, "wb")
@@ -141,8 +224,10 @@ class DatasetWriter:
         else:
             self.abort()
 
-    def add(self, images: np.ndarray) -> None:
-        """Append one image (H, W, C) or a batch (B, H, W, C) of uint8."""
+    def add(self, images: np.ndarray, labels: int | np.ndarray | None = None) -> None:
+        """Append one image (H, W, C) or a batch (B, H, W, C) of uint8; a
+        labelled writer needs ``labels``: one class index for the whole
+        batch or one per image."""
         arr = np.asarray(images)
         if arr.ndim == 3:
             arr = arr[None]
@@ -151,6 +236,13 @@ class DatasetWriter:
         expected = (self.height, self.width, self.channels)
         if arr.dtype != np.uint8 or tuple(arr.shape[1:]) != expected:
             raise ValueError(f"expected uint8 images of shape {expected}, got {arr.dtype} {arr.shape}")
+        if (labels is None) != (self.classes is None):
+            raise ValueError("labels are given exactly when the writer has classes")
+        if self.classes is not None:
+            lab = np.broadcast_to(np.asarray(labels, dtype=np.int64), (arr.shape[0],))
+            if arr.shape[0] and (lab.min() < 0 or lab.max() >= len(self.classes)):
+                raise ValueError(f"class indices must lie in 0..{len(self.classes) - 1}, got {labels}")
+            self._labels.append(lab.copy())
         self._file.write(np.ascontiguousarray(arr).tobytes())
         self.count += arr.shape[0]
 
@@ -202,6 +294,13 @@ class DatasetWriter:
             "skipped_count": len(self.skipped),
             "skipped": self.skipped,
         }
+        if self.classes is not None:
+            labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
+            manifest["classes"] = self.classes
+            manifest["class_counts"] = [int(n) for n in np.bincount(labels, minlength=len(self.classes))]
+            _atomic_write_npy(self.out / LABELS, labels)
+        elif (self.out / LABELS).exists():
+            os.unlink(self.out / LABELS)  # left by a labelled dataset this one replaces
         if extra:
             manifest.update(extra)
         _atomic_write_text(self.out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -214,13 +313,20 @@ def write_dataset(
     source: str,
     params: dict[str, Any] | None = None,
     skipped: list[dict[str, str]] | None = None,
+    labels: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
 ) -> ImageDataset:
-    """Write a whole (N, H, W, C) uint8 array as a dataset (tests, small sets)."""
+    """Write a whole (N, H, W, C) uint8 array as a dataset (tests, small sets);
+    ``labels`` (N,) class indices into ``classes`` make it labelled."""
     arr = np.asarray(images)
     if arr.ndim == 3:
         arr = arr[..., None]
-    with DatasetWriter(Path(out), arr.shape[1], arr.shape[2], arr.shape[3], source, dict(params or {})) as w:
-        w.add(arr)
+    if (labels is None) != (classes is None):
+        raise ValueError("labels and classes come together")
+    names = list(classes) if classes is not None else None
+    with DatasetWriter(Path(out), arr.shape[1], arr.shape[2], arr.shape[3], source, dict(params or {}),
+                       classes=names) as w:
+        w.add(arr, None if labels is None else np.asarray(labels).reshape(-1))
         for item in skipped or []:
             w.skip(item["input"], item["reason"])
     return load_dataset(out)

@@ -17,14 +17,19 @@ second, HTML error pages served under an image name.  So each URL gets:
   so a re-run finds them and downloads nothing again.
 
 ``OUT/fetch_report.csv`` has one line per CSV row: ok, or failed and why
-(malformed rows, empty cells and non-http(s) URLs included).  Only the
-standard library is used (urllib + a thread pool).
+(malformed rows, empty cells and non-http(s) URLs included).
+
+``label_column`` labels each row: its distinct non-empty values, sorted, are
+the classes.  A row with an empty label fails like any bad row (a labelled
+dataset has no place for it), and so does a row whose URL an earlier row
+already listed under another label; ``--to-dataset`` then imports exactly
+the files of this CSV's good rows, each with its row's class.  Only the
+standard library is used (urllib + a thread pool); reading the CSV and
+writing the report live in `fetch_table.py`.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import http.client
 import os
 import re
@@ -41,6 +46,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from gankit.data.dataset import ImageDataset
+from gankit.data.fetch_table import FetchResult, label_conflicts, read_urls, write_report
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
 from gankit.errors import UsageError
 
@@ -49,20 +55,6 @@ IMAGES_DIR = "images"
 USER_AGENT = "gankit-fetch/0.1 (+https://pypi.org/project/gankit; urllib)"
 CHUNK = 64 * 1024
 _HASH = 16  # hex digits of sha1(url) that start each file name
-
-
-@dataclass
-class FetchResult:
-    """What happened to one CSV row."""
-
-    row: int  # 1-based data row (the header is row 0)
-    url: str
-    status: str = "failed"  # "ok" or "failed"
-    reason: str = ""
-    file: str = ""
-    bytes: int = 0
-    attempts: int = 0
-    cached: bool = False
 
 
 @dataclass
@@ -76,6 +68,7 @@ class FetchSummary:
     report: Path
     results: list[FetchResult] = field(default_factory=list)
     dataset: ImageDataset | None = None
+    classes: list[str] = field(default_factory=list)  # with a label column: its distinct values, sorted
 
 
 class _Retry(Exception):
@@ -203,65 +196,6 @@ def _download(url: str, key: str, images: Path, timeout: float, deadline: float,
         time.sleep(pause)
 
 
-def read_urls(csv_path: Path, column: str) -> list[FetchResult]:
-    """One result per data row; rows that cannot be fetched are already failed."""
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as err:
-        raise UsageError(f"CSV: cannot read {csv_path}: {err.strerror or err}") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except (StopIteration, csv.Error):
-        raise UsageError(f"CSV: {csv_path} has no header row") from None
-    names = [h.strip() for h in header]
-    if column not in names:
-        raise UsageError(f"--column: no column {column!r} in {csv_path}; columns are: {', '.join(names)}")
-    index = names.index(column)
-    rows: list[FetchResult] = []
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            rows.append(FetchResult(len(rows) + 1, "", reason=f"malformed row: {err}"))
-            continue
-        if not cells:
-            continue  # blank line
-        row = FetchResult(len(rows) + 1, "")
-        rows.append(row)
-        if len(cells) != len(names):
-            row.url = cells[index].strip() if index < len(cells) else ""
-            row.reason = f"malformed row: {len(cells)} fields, the header has {len(names)}"
-            continue
-        row.url = cells[index].strip()
-        parts = urllib.parse.urlsplit(row.url)
-        if not row.url:
-            row.reason = "empty cell"
-        elif parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            row.reason = f"not an http(s) URL (scheme {parts.scheme!r})" if parts.scheme else "not an http(s) URL"
-        else:
-            row.status = "pending"
-    return rows
-
-
-def _write_report(path: Path, results: list[FetchResult]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(["row", "url", "status", "file", "bytes", "attempts", "reason"])
-            for r in results:
-                reason = r.reason or ("already downloaded" if r.cached else "")
-                out.writerow([r.row, r.url, r.status, r.file, r.bytes, r.attempts, reason])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def fetch_csv(
     csv_path: str | os.PathLike[str],
     column: str,
@@ -279,19 +213,26 @@ def fetch_csv(
     resize: str = "lanczos",
     dataset_out: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    label_column: str | None = None,
 ) -> FetchSummary:
     """Download every URL in ``column`` of ``csv_path`` into ``out/images``.
 
     Writes ``out/fetch_report.csv``; with ``to_dataset`` also imports the
     images (``import_folder``) into ``dataset_out`` (default: ``out`` without a
     trailing ``-raw``, so ``data/cards-raw`` gives ``data/cards``; ``out/dataset``
-    when there is no such suffix).
+    when there is no such suffix).  ``label_column`` labels the rows (and the
+    dataset's images) by that column's values.
     """
     for flag, ok in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
                      "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
         if not ok:
             raise UsageError(f"{flag}: out of range")
-    rows = read_urls(Path(csv_path), column)
+    rows = read_urls(Path(csv_path), column, label_column)
+    labelled = label_column is not None
+    if labelled:
+        label_conflicts(rows)
+    # every label a well-formed row gives is a class, even if all its downloads fail
+    classes = sorted({r.label for r in rows if r.status == "pending"}) if labelled else []
     root = Path(out)
     images = root / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
@@ -334,23 +275,44 @@ def fetch_csv(
         for r in rows:
             if r.status == "pending":
                 r.status, r.reason = "failed", "interrupted before it was fetched"
-        _write_report(root / REPORT, rows)
+        write_report(root / REPORT, rows, labelled)
         raise
     pool.shutdown()
     ok = sum(r.status == "ok" for r in rows)
     report = root / REPORT
-    _write_report(report, rows)
+    write_report(report, rows, labelled)
     summary = FetchSummary(
         rows=len(rows), ok=ok, failed=len(rows) - ok,
         downloaded=downloaded,
-        cached=sum(r.cached for r in rows), images_dir=images, report=report, results=rows,
+        cached=sum(r.cached for r in rows), images_dir=images, report=report, results=rows, classes=classes,
     )
     if to_dataset:
-        from gankit.data.folder import import_folder
+        target = dataset_out or default_dataset_out(root)
+        kw = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress)
+        if labelled:
+            summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
+        else:
+            from gankit.data.folder import import_folder
 
-        summary.dataset = import_folder(images, size, dataset_out or default_dataset_out(root), fit=fit,
-                                        grayscale=grayscale, resize=resize, progress=progress)
+            summary.dataset = import_folder(images, size, target, **kw)
     return summary
+
+
+def _labelled_dataset(rows: list[FetchResult], classes: list[str], images: Path,
+                      size: int | str | tuple[int, int], out: str | os.PathLike[str], mode: str,
+                      kw: dict) -> ImageDataset:
+    """This CSV's good files (not others left in ``images``), each with its row's class."""
+    from gankit.data.folder import import_files
+
+    index = {name: i for i, name in enumerate(classes)}
+    files: dict[str, int] = {}
+    for r in rows:
+        if r.status == "ok":
+            files.setdefault(r.file, index[r.label])
+    if not files:
+        raise UsageError("--to-dataset: no row was fetched, so there is nothing to import (see the report)")
+    return import_files(images, [images / f for f in files], size, out, classes=classes,
+                        labels=list(files.values()), label_mode=mode, **kw)
 
 
 def default_dataset_out(root: Path) -> Path:

@@ -11,6 +11,11 @@ Files are read in sorted path order and decoded on a few threads (PIL
 releases the GIL while decoding and resizing); results are consumed in that
 same order, so the dataset is deterministic.  ``manifest["inputs"]`` names the
 file behind each image index.
+
+``labels="subdirs"`` labels by the ImageFolder convention: each first-level
+sub-folder of SRC is a class (names sorted, so ``cats/ dogs/`` gives 0=cats,
+1=dogs), whatever lies deeper belongs to it, and files directly in SRC are
+skipped with a reason because they name no class.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -28,6 +33,8 @@ from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image
 from gankit.errors import UsageError
 
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped without being read
+LABEL_MODES = ("none", "subdirs")
+NO_CLASS = "not in a class sub-folder (--labels subdirs takes the first-level folders of SRC as classes)"
 
 
 def list_files(src: Path, exclude: Path | None = None) -> list[Path]:
@@ -70,45 +77,96 @@ def import_folder(
     resize: str = "lanczos",
     workers: int = 4,
     progress: bool = True,
+    labels: str = "none",
 ) -> ImageDataset:
     """Import every image under ``src`` into the dataset folder ``out``.
 
     Skipped files (with reasons) are in ``manifest["skipped"]``; the dataset
     is written even when nothing was usable, so the reasons can be read.
+    ``labels="subdirs"`` makes the first-level sub-folders the classes.
     """
     root = Path(src)
     if not root.is_dir():
         raise UsageError(f"SRC: {root} is not a folder")
+    if labels not in LABEL_MODES:
+        raise UsageError(f"--labels: expected one of {', '.join(LABEL_MODES)}, got {labels!r}")
+    files = list_files(root, exclude=Path(out))
+    if not files:
+        raise UsageError(f"SRC: no files under {root}")
+    if labels == "none":
+        return import_files(root, files, size, out, fit=fit, background=background, grayscale=grayscale,
+                            dedupe=dedupe, resize=resize, workers=workers, progress=progress)
+    parts = [f.relative_to(root).parts for f in files]
+    classes = sorted({p[0] for p in parts if len(p) > 1})
+    if not classes:
+        raise UsageError(f"--labels subdirs: {root} has no sub-folder holding files; each class needs one")
+    index = {name: i for i, name in enumerate(classes)}
+    return import_files(root, files, size, out, fit=fit, background=background, grayscale=grayscale,
+                        dedupe=dedupe, resize=resize, workers=workers, progress=progress, classes=classes,
+                        labels=[index[p[0]] if len(p) > 1 else None for p in parts], label_mode=labels)
+
+
+def import_files(
+    root: Path,
+    files: Sequence[Path],
+    size: int | str | tuple[int, int],
+    out: str | os.PathLike[str],
+    fit: str = "crop",
+    background: str = "white",
+    grayscale: bool = False,
+    dedupe: bool = False,
+    resize: str = "lanczos",
+    workers: int = 4,
+    progress: bool = True,
+    classes: Sequence[str] | None = None,
+    labels: Sequence[int | None] | None = None,
+    label_mode: str = "none",
+    skipped: Sequence[tuple[str, str]] = (),
+) -> ImageDataset:
+    """Import ``files`` (under ``root``, in the given order) into ``out``.
+
+    With ``classes``, ``labels[i]`` is the class index of ``files[i]``; a file
+    whose label is None is skipped as being in no class.  ``skipped`` lists
+    (input, reason) pairs the caller already rejected, so they reach the manifest.
+    """
     hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
     if fit not in FITS:
         raise UsageError(f"--fit: expected one of {', '.join(FITS)}, got {fit!r}")
     if resize not in RESIZE_FILTERS:
         raise UsageError(f"--resize: expected one of {', '.join(RESIZE_FILTERS)}, got {resize!r}")
     bg = parse_color(background)
-    files = list_files(root, exclude=Path(out))
-    if not files:
-        raise UsageError(f"SRC: no files under {root}")
+    if (classes is None) != (labels is None) or (labels is not None and len(labels) != len(files)):
+        raise ValueError("classes and one label per file come together")
     params = {"src": str(root), "size": list(hw), "fit": fit, "background": background,
-              "grayscale": grayscale, "dedupe": dedupe, "resize": resize}
+              "grayscale": grayscale, "dedupe": dedupe, "resize": resize, "labels": label_mode}
     from tqdm import tqdm
 
     inputs: list[str] = []
     seen: dict[str, str] = {}
     channels = 1 if grayscale else 3
-    with DatasetWriter(Path(out), hw[0], hw[1], channels, "folder", params) as writer, \
+    names = list(classes) if classes is not None else None
+    with DatasetWriter(Path(out), hw[0], hw[1], channels, "folder", params, classes=names) as writer, \
             ThreadPoolExecutor(max(1, workers)) as pool, \
             tqdm(total=len(files), unit="file", file=sys.stderr, disable=not progress) as bar:
-        results: Iterator = pool.map(lambda p: _load(p, hw, fit, bg, grayscale, resize), files)
-        for path, (image, digest, reason) in zip(files, results):
-            name = path.relative_to(root).as_posix()
+        for name, reason in skipped:
+            writer.skip(name, reason)
+        wanted = [i for i in range(len(files)) if labels is None or labels[i] is not None]
+        results: Iterator = pool.map(lambda i: _load(files[i], hw, fit, bg, grayscale, resize), wanted)
+        for i in range(len(files)):
+            name = files[i].relative_to(root).as_posix()
             bar.update(1)
+            label = labels[i] if labels is not None else None
+            if labels is not None and label is None:
+                writer.skip(name, NO_CLASS)
+                continue
+            image, digest, reason = next(results)
             if image is None:
                 writer.skip(name, reason)
             elif dedupe and digest in seen:
                 writer.skip(name, f"duplicate of {seen[digest]}")
             else:
                 seen.setdefault(digest, name)
-                writer.add(image)
+                writer.add(image, label)
                 inputs.append(name)
-        writer.close(extra={"files": len(files), "accepted": len(inputs), "inputs": inputs})
+        writer.close(extra={"files": len(files) + len(skipped), "accepted": len(inputs), "inputs": inputs})
     return load_dataset(out)
