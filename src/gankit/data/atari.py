@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from gankit.data.dataset import DatasetWriter, ImageDataset, load_dataset
+from gankit.data.dataset import DatasetWriter, ImageDataset, check_target, load_dataset
 from gankit.data.imageops import RESIZE_FILTERS, check_crop, parse_size
 from gankit.errors import UsageError
 
@@ -290,8 +290,12 @@ def collect_atari(
     resize: str = "area",
     workers: int = 1,
     progress: bool = True,
+    existing: str = "refuse",
 ) -> ImageDataset:
     """Collect ``frames`` kept frames of ``game`` into the dataset folder ``out``.
+
+    A dataset already in ``out`` is refused unless ``existing`` is "overwrite"
+    or "append" (same size and channels).
 
     ``size`` is 64, "64", "84x64" or (h, w); ``crop`` is (top, bottom, left,
     right) source pixels removed before resizing.  Returns the loaded dataset.
@@ -309,6 +313,7 @@ def collect_atari(
     crop_t = tuple(int(c) for c in crop) if crop is not None else None
     if crop_t is not None and (len(crop_t) != 4 or min(crop_t) < 0):
         raise UsageError("--crop: expected four non-negative integers top,bottom,left,right")
+    check_target(out, existing)  # before the emulator starts
     workers = min(workers, frames)
     base = _Job(name, frames, hw, every, policy, seed, grayscale, crop_t, resize)  # type: ignore[arg-type]
     probe = _make_ale(base)  # checks the crop against the real screen before any work
@@ -335,7 +340,8 @@ def collect_atari(
     }
     channels = 1 if grayscale else 3
     start = time.perf_counter()
-    with _progress_bar(frames, progress) as bar, DatasetWriter(Path(out), *base.size, channels, "atari", params) as writer:
+    with _progress_bar(frames, progress) as bar, DatasetWriter(Path(out), *base.size, channels, "atari", params,
+                                                                     existing=existing) as writer:
         if workers == 1:
             stats = [_collect(jobs[0], writer.add, bar.update)]
         else:

@@ -80,6 +80,14 @@ def _common(p: argparse.ArgumentParser, resize_default: str) -> None:
     p.add_argument("--grayscale", action="store_true", help="one grey channel instead of RGB")
     p.add_argument("--resize", choices=list(RESIZE_FILTERS), default=resize_default, help="resize filter (area, bilinear, bicubic and lanczos are antialiased)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--overwrite", action="store_true", help="replace a dataset already in the output folder")
+    keep.add_argument("--append", action="store_true", help="add to a dataset already in the output folder (same size and channels)")
+
+
+def _existing(args: argparse.Namespace) -> str:
+    """What to do with a dataset already at the output: refused unless a flag says otherwise."""
+    return "overwrite" if args.overwrite else "append" if args.append else "refuse"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -149,7 +157,7 @@ def run_atari(args: argparse.Namespace) -> int:
 
     ds = collect_atari(args.game, args.frames, args.size, args.out, every=args.every, policy=args.policy,
                        seed=args.seed, grayscale=args.grayscale, crop=args.crop, resize=args.resize,
-                       workers=args.workers, progress=not args.quiet)
+                       workers=args.workers, progress=not args.quiet, existing=_existing(args))
     info = ds.manifest["atari"]
     print(f"{ds.path}: {len(ds)} frames of {ds.manifest['params']['game']} {ds.height}x{ds.width}x{ds.channels}, "
           f"{info['frames_per_second']:.0f} frames/s, policy {info['policy_used']}, "
@@ -162,7 +170,7 @@ def run_folder(args: argparse.Namespace) -> int:
 
     ds = import_folder(args.src, args.size, args.out, fit=args.fit, background=args.background,
                        grayscale=args.grayscale, dedupe=args.dedupe, resize=args.resize,
-                       workers=args.workers, progress=not args.quiet)
+                       workers=args.workers, progress=not args.quiet, existing=_existing(args))
     skipped = ds.manifest["skipped"]
     print(f"{ds.path}: {len(ds)} images {ds.height}x{ds.width}x{ds.channels}, {len(skipped)} skipped")
     for item in skipped[:20]:
@@ -181,7 +189,7 @@ def run_fetch(args: argparse.Namespace) -> int:
                         deadline=args.deadline, retries=args.retries, backoff=args.backoff,
                         max_bytes=int(args.max_mb * 2**20), to_dataset=args.to_dataset, size=args.size,
                         fit=args.fit, grayscale=args.grayscale, resize=args.resize,
-                        dataset_out=args.dataset_out, progress=not args.quiet)
+                        dataset_out=args.dataset_out, progress=not args.quiet, existing=_existing(args))
     print(f"{summary.rows} rows: {summary.ok} ok ({summary.downloaded} downloaded, {summary.cached} already there), "
           f"{summary.failed} failed; report: {summary.report}")
     reasons: dict[str, int] = {}

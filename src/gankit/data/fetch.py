@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from gankit.data.dataset import ImageDataset
+from gankit.data.dataset import ImageDataset, check_target
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
 from gankit.errors import UsageError
 
@@ -279,13 +279,16 @@ def fetch_csv(
     resize: str = "lanczos",
     dataset_out: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    existing: str = "refuse",
 ) -> FetchSummary:
     """Download every URL in ``column`` of ``csv_path`` into ``out/images``.
 
     Writes ``out/fetch_report.csv``; with ``to_dataset`` also imports the
     images (``import_folder``) into ``dataset_out`` (default: ``out`` without a
     trailing ``-raw``, so ``data/cards-raw`` gives ``data/cards``; ``out/dataset``
-    when there is no such suffix).
+    when there is no such suffix); a dataset already there is refused unless
+    ``existing`` is "overwrite" or "append".  ``out/images`` itself is a
+    download cache: a re-run reuses it.
     """
     for flag, ok in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
                      "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
@@ -293,6 +296,8 @@ def fetch_csv(
             raise UsageError(f"{flag}: out of range")
     rows = read_urls(Path(csv_path), column)
     root = Path(out)
+    if to_dataset:  # refuse before downloading anything
+        check_target(dataset_out or default_dataset_out(root), existing, "--dataset-out")
     images = root / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
     present: dict[str, str] = {}
@@ -349,7 +354,7 @@ def fetch_csv(
         from gankit.data.folder import import_folder
 
         summary.dataset = import_folder(images, size, dataset_out or default_dataset_out(root), fit=fit,
-                                        grayscale=grayscale, resize=resize, progress=progress)
+                                        grayscale=grayscale, resize=resize, progress=progress, existing=existing)
     return summary
 
 

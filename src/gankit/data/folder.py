@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from gankit.data.dataset import DatasetWriter, ImageDataset, load_dataset
+from gankit.data.dataset import DatasetWriter, ImageDataset, check_target, load_dataset
 from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image_array, parse_color, parse_size
 from gankit.errors import UsageError
 
@@ -70,11 +70,14 @@ def import_folder(
     resize: str = "lanczos",
     workers: int = 4,
     progress: bool = True,
+    existing: str = "refuse",
 ) -> ImageDataset:
     """Import every image under ``src`` into the dataset folder ``out``.
 
     Skipped files (with reasons) are in ``manifest["skipped"]``; the dataset
-    is written even when nothing was usable, so the reasons can be read.
+    is written even when nothing was usable, so the reasons can be read.  A
+    dataset already in ``out`` is refused unless ``existing`` is "overwrite" or
+    "append".
     """
     root = Path(src)
     if not root.is_dir():
@@ -85,6 +88,7 @@ def import_folder(
     if resize not in RESIZE_FILTERS:
         raise UsageError(f"--resize: expected one of {', '.join(RESIZE_FILTERS)}, got {resize!r}")
     bg = parse_color(background)
+    check_target(out, existing)  # before any file is decoded
     files = list_files(root, exclude=Path(out))
     if not files:
         raise UsageError(f"SRC: no files under {root}")
@@ -95,7 +99,7 @@ def import_folder(
     inputs: list[str] = []
     seen: dict[str, str] = {}
     channels = 1 if grayscale else 3
-    with DatasetWriter(Path(out), hw[0], hw[1], channels, "folder", params) as writer, \
+    with DatasetWriter(Path(out), hw[0], hw[1], channels, "folder", params, existing=existing) as writer, \
             ThreadPoolExecutor(max(1, workers)) as pool, \
             tqdm(total=len(files), unit="file", file=sys.stderr, disable=not progress) as bar:
         results: Iterator = pool.map(lambda p: _load(p, hw, fit, bg, grayscale, resize), files)
