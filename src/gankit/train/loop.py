@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -25,15 +26,18 @@ from torch import nn
 
 from gankit import __version__
 from gankit.config import TrainConfig, parse_size
-from gankit.data.dataset import load_dataset
-from gankit.errors import TrainingFailed, UsageError
+from gankit.data.dataset import fingerprint, load_dataset
+from gankit.errors import EnvironmentProblem, TrainingFailed, UsageError
+from gankit.fsproblems import is_environment, os_error_in, problem
 from gankit.losses import build_loss
 from gankit.models import build_discriminator, config_generator
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.batches import BatchSource
 from gankit.train.ema import EMA
-from gankit.train.rundir import make_run_dir, write_config
+from gankit.train.lock import RunLock
+from gankit.train.rundir import check_name, claim_run_dir, clear_run_dir, holds_run, remove_leftovers, write_config
+from gankit.train.signals import GracefulStop, Interrupted, signal_name
 
 MAX_RETRIES = 3  # roll-backs after non-finite values before giving up
 
@@ -93,9 +97,22 @@ class Counters:
 
 
 class Trainer:
-    """Holds models, optimisers and counters; ``run()`` trains to the budget."""
+    """Holds models, optimisers and counters; ``run()`` trains to the budget.
 
-    def __init__(self, config: TrainConfig, resume: str | Path | None = None):
+    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file;
+    ``config`` may then be None (the checkpoint's own).  ``restart`` starts the
+    run over in place; ``allow_data_change`` lets a resume continue on another
+    dataset.  Nothing is written until the data and config have been checked,
+    and a start that fails leaves no run directory behind."""
+
+    def __init__(self, config: TrainConfig | None = None, resume: str | Path | None = None, *,
+                 restart: bool = False, allow_data_change: bool = False):
+        if config is None:
+            if resume is None:
+                raise UsageError("config: give a TrainConfig, or resume= a run to continue")
+            from gankit.train.resume import resume_config
+
+            config = resume_config(resume)
         self.cfg = config
         self.dist = dist_util.init(config.device)
         self.rank0 = self.dist.rank == 0
@@ -110,8 +127,14 @@ class Trainer:
             raise UsageError("--precision: fp16 needs a CUDA device; use bf16 on the CPU")
         if not config.data:
             raise UsageError("--data: no dataset given (make one with `gankit data atari ...`)")
+        if config.name:
+            check_name(config.name)
         per_rank_batch = dist_util.per_rank_batch(config.batch, self.dist)
         self.dataset = load_dataset(config.data)
+        if per_rank_batch * self.dist.world > len(self.dataset):
+            raise UsageError(f"--batch: {config.batch} is larger than the dataset ({len(self.dataset)} images in "
+                             f"{config.data}); use --batch {len(self.dataset) // self.dist.world * self.dist.world} "
+                             "or less, or a bigger dataset")
         H, W = parse_size(config.resolution, "resolution") if config.resolution else (self.dataset.height, self.dataset.width)
         self.shape = (self.dataset.channels, H, W)
         self._seed_everything(config.seed + self.dist.rank)
@@ -122,20 +145,103 @@ class Trainer:
         # the global batch (see _sample_z): N ranks then compute what one process would.
         self.z_gen = torch.Generator(device=self.device).manual_seed(config.seed + 555)
         self.before_step: Callable[["Trainer"], None] | None = None  # test hook: runs before each iteration
-        self.resumed = resume is not None
-        if resume:
-            resume = Path(resume)
-            self.run_dir = resume.parent.parent if resume.is_file() else resume  # run/checkpoints/ckpt-*.pt
-            state = ckpt.load_checkpoint(self._resume_file(resume), map_location=self.device)
-            self.load_state(state)
-        else:
-            self.run_dir = make_run_dir(config, self.dist)
-        if self.rank0:
-            write_config(self.run_dir, self.cfg, self.shape)
-        self.ckpt_dir = self.run_dir / "checkpoints"
         self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
                                    channels_last=config.channels_last)
+        self.best: dict[str, Any] | None = None  # {"score", "kimg", "metric"} behind checkpoints/best.pt
+        self.resumed = False
+        self.lock = RunLock(".", "--resume")  # replaced by the run directory's lock below
+        self.notes: list[tuple[str, dict[str, float]]] = []  # changes made on resume, logged once run() starts
+        self._health_state: dict[str, Any] | None = None  # the health monitor's memory, for run()
+        self._created = False  # this process made the run directory (removed again if the start fails)
+        self._fresh = True  # no checkpoint written or loaded yet
+        try:
+            self._open_run_dir(resume, restart, allow_data_change)
+        except BaseException:
+            self._undo_start()
+            raise
+        self.ckpt_dir = self.run_dir / "checkpoints"
+
+    def _open_run_dir(self, resume: str | Path | None, restart: bool, allow_data_change: bool) -> None:
+        """Claim and lock the run directory (rank 0), then load the checkpoint to resume from."""
+        from gankit.train.resume import checkpoint_to_resume, run_dir_of
+
+        run, found = None, None
+        if self.rank0:
+            if resume is not None:
+                run = run_dir_of(Path(resume))
+                self._lock(run, "--resume")
+                found = None if restart else checkpoint_to_resume(Path(resume))
+                if found is None:
+                    why = "--restart" if restart else "it has no checkpoint (it stopped before writing its first one)"
+                    removed = clear_run_dir(run)
+                    self._say(f"restarting {run} from scratch in place: {why}" +
+                              (f"; removed {', '.join(removed)}" if removed else ""))
+            else:
+                run, self._created = claim_run_dir(self.cfg)
+                self.run_dir = run
+                self._lock(run, "--name")
+                if holds_run(run):
+                    if not restart:
+                        raise UsageError(f"--name: run directory {run} already holds a run; continue it with "
+                                         f"--resume {run}, start it over with --restart, or pick another name")
+                    removed = clear_run_dir(run)
+                    self._say(f"restarting {run} from scratch in place (--restart); removed {', '.join(removed)}")
+        self.run_dir = Path(dist_util.broadcast_object(str(run) if run is not None else None, self.dist))
+        found = dist_util.broadcast_object(str(found) if found is not None else None, self.dist)
+        if found is not None:
+            state = ckpt.load_checkpoint(Path(found), map_location=self.device)
+            self._resume_from(state, allow_data_change)
+        if self.rank0:
+            self.cfg = self.cfg.replace(out=str(self.run_dir.parent), name=self.run_dir.name)
+            self._write_config()
+
+    def _lock(self, run: Path, flag: str) -> None:
+        """Hold run/.lock for this process's life; clear what killed writers left behind."""
+        if not run.is_dir():
+            raise UsageError(f"{flag}: no run directory {run}")
+        self.lock = RunLock(run, flag)
+        try:
+            self.lock.acquire()
+        except OSError as err:
+            raise problem(err, run, f"{flag}: cannot write to the run directory") from None
+        if self.lock.stale_pid:
+            self._say(f"took over the lock of {run} from PID {self.lock.stale_pid}, which is no longer running")
+        for path in remove_leftovers(run):
+            self._say(f"removed {path} (left by an interrupted write)")
+
+    def _resume_from(self, state: dict[str, Any], allow_data_change: bool) -> None:
+        """Load the checkpoint; the config given may change only what `resume.APPLIED` allows."""
+        from gankit.train.resume import config_changes, data_change
+
+        wanted = self.cfg
+        saved = TrainConfig.from_dict(state["config"])
+        changes = config_changes(saved, wanted)
+        data = state.get("data") or None
+        moved = data_change(data, (data or {}).get("path", saved.data), self.dataset, allow_data_change)
+        self.load_state(state)  # the checkpoint's learning rates, after roll-backs and remedies ...
+        self._set_lr(wanted.lr_g, wanted.lr_d)  # ... unless the resume asked for others
+        self.best = state.get("best") or None
+        self._health_state = state.get("health") or None
+        self.resumed = True
+        self._fresh = False
+        for name, old, new in changes:
+            remedy = {name: float(new)} if name in ("lr_g", "lr_d") else {}
+            self.notes.append((f"changed on resume: --{name.replace('_', '-')} {old!r} -> {new!r}", remedy))
+        if moved:
+            self.notes.append((moved, {}))
+
+    def _write_config(self) -> None:
+        try:
+            write_config(self.run_dir, self.cfg, self.shape)
+        except OSError as err:
+            raise problem(err, self.run_dir / "config.yaml", "cannot write") from None
+
+    def _undo_start(self) -> None:
+        """A start that failed before its first checkpoint leaves nothing behind."""
+        if self._created and self._fresh and self.rank0 and getattr(self, "run_dir", None) is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.lock.release()
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -181,14 +287,6 @@ class Trainer:
             self.D_train = self.D_g if self.D_train is self.D else torch.compile(self.D_train)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
 
-    def _resume_file(self, run_dir: Path) -> Path:
-        if run_dir.is_file():
-            return run_dir
-        found = ckpt.latest_checkpoint(run_dir / "checkpoints")
-        if found is None:
-            raise UsageError(f"--resume: no checkpoint in {run_dir}/checkpoints")
-        return found
-
     # ----------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
         return {
@@ -206,7 +304,14 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "shape": list(self.shape),
             "gankit_version": __version__,
+            "best": self.best,
+            "health": self._health_memory(),
+            "data": {"path": str(self.cfg.data), **fingerprint(self.dataset)},
         }
+
+    def _health_memory(self) -> dict[str, Any] | None:
+        monitor = getattr(self, "monitor", None)
+        return monitor.checker.state_dict() if monitor is not None else self._health_state
 
     def load_state(self, state: dict[str, Any]) -> None:
         if list(state.get("shape", [])) != list(self.shape):
@@ -230,7 +335,8 @@ class Trainer:
             self._seed_everything(self.cfg.seed + self.dist.rank + 1009 * self.counters.d_steps)
         if "z_rng" in state:
             self.z_gen.set_state(state["z_rng"])
-        self._set_lr(self.cfg.lr_g, self.cfg.lr_d)
+        # the rates the checkpoint trained with (roll-backs and remedies change them)
+        self._set_lr(self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"])
 
     def save(self) -> Path | None:
         if not ckpt.all_finite(self.G, self.D, self.ema.model):
@@ -240,6 +346,8 @@ class Trainer:
             state = self.state()
             state["world"] = self.dist.world
             path = ckpt.save_checkpoint(state, self.ckpt_dir, self.counters.images_seen, self.cfg.keep)
+            self._fresh = False
+            self._write_config()  # config.yaml says what the checkpoint trains with (rates after roll-backs)
         dist_util.barrier(self.dist)
         return path
 
@@ -360,6 +468,8 @@ class Trainer:
 
     def budget_done(self) -> bool:
         cfg, c = self.cfg, self.counters
+        if self.stop_requested():
+            return True
         if self.total_epochs and c.epoch > self.total_epochs:
             return True
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
@@ -369,50 +479,119 @@ class Trainer:
             return dist_util.any_rank(self.elapsed() >= cfg.minutes * 60, self.dist)
         return False
 
-    def run(self) -> Path:
-        from gankit.monitor import RunMonitor
+    def stop_requested(self) -> bool:
+        """True once SIGTERM/SIGINT reached any rank (all ranks stop at the same step)."""
+        stop = getattr(self, "_stop", None)
+        if stop is None:
+            return False
+        if not self._stopping:
+            self._stopping = dist_util.any_rank(stop.requested, self.dist)
+        return self._stopping
 
-        cfg = self.cfg
+    def run(self) -> Path:
+        """Train to the budget.  SIGTERM/SIGINT: finish the step, checkpoint, raise `Interrupted`."""
         self._t0 = time.time()
-        resumed = self.resumed
-        self.monitor = RunMonitor(self.run_dir, cfg, resume=resumed) if self.rank0 else None
-        self.evaluator = self._make_evaluator()
-        self.preview = self.batches.preview(cfg.num_samples)
-        self.log_file = open(self.run_dir / "log.txt", "a") if self.rank0 else None
-        self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
-                  f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
-                  f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
-        if not resumed:
-            self.save()  # a known-good state to roll back to
-        status = "finished"
+        self._stop, self._stopping = GracefulStop(), False
+        self.monitor, self.log_file = None, None
+        status = "failed"
         try:
-            while not self.budget_done():
-                try:
-                    self._run_epoch()
-                except FloatingPointError as err:
-                    self._roll_back(str(err))
+            with self._stop:
+                self._start_outputs()
+                if not self.resumed:
+                    self.save()  # a known-good state to roll back to
+                while not self.budget_done():
+                    try:
+                        self._run_epoch()
+                    except FloatingPointError as err:
+                        self._roll_back(str(err))
+                status = "interrupted" if self._stopping else "finished"
+                self.counters.elapsed = self.elapsed()
+                self._t0 = time.time()
+                if self.counters.iter > 0:  # stopped mid-epoch (signal, --minutes, --kimg): show where it got to
+                    self._snapshot()
+                self.save()
+                if status == "interrupted":
+                    self._say(self._stopped_message())
+        except Interrupted as err:
+            status = "aborted" if err.aborted else "interrupted"
+            raise
         except KeyboardInterrupt:
             status = "interrupted"
             raise
-        except TrainingFailed:
-            status = "failed"
-            raise
+        except OSError as err:
+            cause = os_error_in(err)
+            if cause is None or not is_environment(cause):
+                raise
+            raise self._with_hint(problem(cause, None, "cannot write")) from None
+        except EnvironmentProblem as err:
+            raise self._with_hint(err) from None
         finally:
-            self.counters.elapsed = self.elapsed()
-            self._t0 = time.time()
-            if status == "finished":
-                if self.counters.iter > 0:  # stopped mid-epoch (--minutes, --kimg): show where it got to
-                    self._snapshot()
-                self.save()
-            if self.monitor is not None:
-                verdict = self.monitor.close(status)
-                self._say(verdict)
-            if self.log_file is not None:
-                self.log_file.close()
-            dist_util.shutdown(self.dist)
+            self._close(status)
+        if status == "interrupted":
+            raise Interrupted(self._stop.signum or 2, self._stopped_message())
         self._say(f"samples: {self.run_dir / 'samples'}")
         self._say(f"run directory: {self.run_dir}")
         return self.run_dir
+
+    def _start_outputs(self) -> None:
+        from gankit.monitor import RunMonitor
+
+        cfg = self.cfg
+        if self.rank0:
+            self.monitor = RunMonitor(self.run_dir, cfg, resume=self.resumed)
+            if self._health_state:
+                self.monitor.checker.load_state_dict(self._health_state)
+            self.log_file = open(self.run_dir / "log.txt", "a")
+        self.evaluator = self._make_evaluator()
+        if self.evaluator is not None and self.resumed:  # the next slot after where the run got to
+            kimg = self.counters.images_seen / 1000
+            self.evaluator.next_kimg = (math.floor(kimg / self.evaluator.every) + 1) * self.evaluator.every
+        self.preview = self.batches.preview(cfg.num_samples)
+        self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
+                  f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
+                  f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
+        for text, remedy in self.notes:
+            self._say("NOTE: " + text)
+            if self.monitor is not None:
+                self.monitor.event("resume_change", self.counters.step, self.counters.images_seen / 1000, text,
+                                   remedy=remedy, applied=True)
+        self.notes = []
+
+    def _close(self, status: str) -> None:
+        """Report and release; after a failure, secondary errors (a full disk again) stay quiet."""
+        try:
+            if self.monitor is not None and status != "aborted":  # a second signal means: no more writing
+                try:
+                    self._say(self.monitor.close(status))
+                except OSError:
+                    if status != "failed":
+                        raise
+            if self.log_file is not None:
+                try:
+                    self.log_file.close()
+                except OSError:
+                    pass
+        finally:
+            self._undo_start()  # a new run that never wrote a checkpoint leaves nothing; drop the lock
+            dist_util.shutdown(self.dist)
+
+    def _with_hint(self, err: EnvironmentProblem) -> EnvironmentProblem:
+        if self._fresh:
+            return err
+        return EnvironmentProblem(f"{err}; the last checkpoint is intact: resume with "
+                                  f"`gankit train --resume {self.run_dir}`")
+
+    def _stopped_message(self) -> str:
+        c, cfg = self.counters, self.cfg
+        name = signal_name(self._stop.signum) if self._stop.signum else "a signal"
+        where = f"epoch {c.epoch}, iteration {c.iter}/{self.batches.iters}" if c.iter else f"start of epoch {c.epoch}"
+        text = (f"stopped by {name} at {c.images_seen / 1000:g} kimg ({where}); checkpoint "
+                f"{ckpt.latest_checkpoint(self.ckpt_dir)} written; resume with: gankit train --resume {self.run_dir}")
+        if cfg.minutes:
+            left = cfg.minutes * 60 - c.elapsed
+            if left < max(60.0, 0.1 * cfg.minutes * 60):
+                text += f" (only {max(left, 0):.0f} s of the --minutes {cfg.minutes:g} budget were left; give --minutes to train longer)"
+        return text
 
     def _run_epoch(self) -> None:
         cfg, c = self.cfg, self.counters
@@ -525,8 +704,8 @@ class Trainer:
         record = {"kind": "eval", "step": c.step, "kimg": round(c.images_seen / 1000, 3), "time": round(self.elapsed(), 3), **result}
         self.monitor.log(record)
         fid = result.get("fid")
-        if fid is not None and math.isfinite(fid) and fid < getattr(self, "_best_fid", math.inf):
-            self._best_fid = fid
+        if fid is not None and math.isfinite(fid) and fid < (self.best or {}).get("score", math.inf):
+            self.best = {"score": float(fid), "kimg": round(c.images_seen / 1000, 3), "metric": "fid"}  # kept on resume
             state = self.state()
             state["fid"] = fid
             ckpt.atomic_save(state, self.ckpt_dir / "best.pt")
@@ -576,9 +755,12 @@ def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
                 file=sys.stderr, dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
 
-def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
+def train(config: TrainConfig | None = None, resume: str | Path | None = None, *, restart: bool = False,
+          allow_data_change: bool = False) -> Path:
     """Train to the config's budget; returns the run directory.
 
-    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file.
+    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file;
+    with it ``config`` may be None (the checkpoint's own config).  See `Trainer`.
+    SIGTERM/SIGINT end with `gankit.train.signals.Interrupted` after a checkpoint.
     """
-    return Trainer(config, resume=resume).run()
+    return Trainer(config, resume=resume, restart=restart, allow_data_change=allow_data_change).run()
