@@ -300,6 +300,7 @@ def collect_atari(
     ``size`` is 64, "64", "84x64" or (h, w); ``crop`` is (top, bottom, left,
     right) source pixels removed before resizing.  Returns the loaded dataset.
     """
+    check_target(out, existing)  # before the emulator starts
     name = resolve_game(game)
     hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
     checks = {"--frames": frames >= 1, "--every": every >= 1, "--workers": workers >= 1}
@@ -313,7 +314,6 @@ def collect_atari(
     crop_t = tuple(int(c) for c in crop) if crop is not None else None
     if crop_t is not None and (len(crop_t) != 4 or min(crop_t) < 0):
         raise UsageError("--crop: expected four non-negative integers top,bottom,left,right")
-    check_target(out, existing)  # before the emulator starts
     workers = min(workers, frames)
     base = _Job(name, frames, hw, every, policy, seed, grayscale, crop_t, resize)  # type: ignore[arg-type]
     probe = _make_ale(base)  # checks the crop against the real screen before any work

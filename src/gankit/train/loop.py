@@ -15,6 +15,7 @@ import math
 import random
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,8 @@ class Trainer:
             raise UsageError(f"{flag}: no run directory {run}")
         self.lock = RunLock(run, flag)
         try:
+            with tempfile.TemporaryFile(dir=run):  # fail now, not at the first checkpoint
+                pass
             self.lock.acquire()
         except OSError as err:
             raise problem(err, run, f"{flag}: cannot write to the run directory") from None
@@ -494,8 +497,8 @@ class Trainer:
         self._stop, self._stopping = GracefulStop(), False
         self.monitor, self.log_file = None, None
         status = "failed"
-        try:
-            with self._stop:
+        with self._stop:  # also while reporting: a second signal during the report stops at once, cleanly
+            try:
                 self._start_outputs()
                 if not self.resumed:
                     self.save()  # a known-good state to roll back to
@@ -512,21 +515,21 @@ class Trainer:
                 self.save()
                 if status == "interrupted":
                     self._say(self._stopped_message())
-        except Interrupted as err:
-            status = "aborted" if err.aborted else "interrupted"
-            raise
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except OSError as err:
-            cause = os_error_in(err)
-            if cause is None or not is_environment(cause):
+            except Interrupted as err:
+                status = "aborted" if err.aborted else "interrupted"
                 raise
-            raise self._with_hint(problem(cause, None, "cannot write")) from None
-        except EnvironmentProblem as err:
-            raise self._with_hint(err) from None
-        finally:
-            self._close(status)
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            except OSError as err:
+                cause = os_error_in(err)
+                if cause is None or not is_environment(cause):
+                    raise
+                raise self._with_hint(problem(cause, cause.filename or self.run_dir, "cannot write to")) from None
+            except EnvironmentProblem as err:
+                raise self._with_hint(err) from None
+            finally:
+                self._close(status)
         if status == "interrupted":
             raise Interrupted(self._stop.signum or 2, self._stopped_message())
         self._say(f"samples: {self.run_dir / 'samples'}")
@@ -559,6 +562,7 @@ class Trainer:
 
     def _close(self, status: str) -> None:
         """Report and release; after a failure, secondary errors (a full disk again) stay quiet."""
+        _close_progress_bars()
         try:
             if self.monitor is not None and status != "aborted":  # a second signal means: no more writing
                 try:
@@ -571,6 +575,8 @@ class Trainer:
                     self.log_file.close()
                 except OSError:
                     pass
+            if status == "failed" and self.rank0:  # a write cut short (full disk) leaves no half-written file
+                remove_leftovers(self.run_dir)
         finally:
             self._undo_start()  # a new run that never wrote a checkpoint leaves nothing; drop the lock
             dist_util.shutdown(self.dist)
@@ -739,6 +745,14 @@ class Trainer:
             print(text, flush=True)
             if getattr(self, "log_file", None) is not None and not self.log_file.closed:
                 self.log_file.write(text + "\n")
+
+
+def _close_progress_bars() -> None:
+    """An exception leaves the epoch's bar drawn mid-line; clear it so the error starts a line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
 
 
 def _grad_norm(module: nn.Module) -> torch.Tensor:
