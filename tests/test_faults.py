@@ -339,6 +339,26 @@ def test_save_removes_temporary_files_of_killed_writers(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000200.pt"]
 
 
+class _Payload:
+    """Pickles as a call to os.mkdir: what a malicious checkpoint would run on load."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.target),)
+
+
+def test_malicious_checkpoint_runs_no_code(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pt"
+    torch.save({"G": _Payload(marker), "config": {}}, bad)
+    assert main(["sample", str(bad), "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["train", "--resume", str(bad)]) == 2
+    assert "evil.pt" in _error_line(capsys.readouterr().err)
+    assert not marker.exists()
+
+
 # ----------------------------------------------- disk full, read-only, permissions
 def _namespace_ok() -> bool:
     """A private mount namespace (user namespaces, or root in CI) in which a tmpfs can be mounted."""
