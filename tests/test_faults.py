@@ -424,7 +424,7 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_and_says_how_to_resume(data
 
 
 @needs_namespace
-def test_read_only_out_is_one_line(data, tmp_path):
+def test_read_only_out_is_one_line_for_train_and_data(data, tmp_path):
     mnt = tmp_path / "mnt"
     cmd = _gankit("train", *_common(data, mnt / "runs"), "--epochs", "1")
     done = _in_mount(tmp_path, "size=1m", f"mount -o remount,ro {mnt} && {cmd}")
@@ -432,6 +432,15 @@ def test_read_only_out_is_one_line(data, tmp_path):
     line = _error_line(done.stderr)
     assert line == (f"gankit train: error: --out: cannot create a run directory in {mnt}/runs: the file system is "
                     "read-only; use a writable folder"), line
+    src = tmp_path / "src"
+    src.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(src / "a.png")
+    cmd = _gankit("data", "folder", str(src), "--size", "16", "--out", str(mnt / "d"), "--quiet")
+    done = _in_mount(tmp_path, "size=1m", f"mount -o remount,ro {mnt} && {cmd}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert _error_line(done.stderr) == f"gankit data: error: cannot write {mnt}/d: the file system is read-only; use a writable folder"
 
 
 def test_unwritable_out_and_run_dir_are_one_line(data, run1, tmp_path):

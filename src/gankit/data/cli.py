@@ -27,6 +27,24 @@ DATA_HELP = """Make a dataset (a folder with images.npy + manifest.json) and loo
 """
 
 
+def _writes(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A full disk or a read-only/unwritable folder ends the command with one line
+    (EnvironmentProblem, exit 1); the writers have already removed their temporary files."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        from gankit.fsproblems import is_environment, os_error_in, problem
+
+        try:
+            return run(args)
+        except OSError as err:
+            cause = os_error_in(err)
+            if cause is None or not is_environment(cause):
+                raise
+            raise problem(cause, cause.filename or getattr(args, "out", None), "cannot write") from None
+
+    return guarded
+
+
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """Turn a parser raising UsageError into an argparse type (exit 2 + flag)."""
 
@@ -113,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=_checked(_crop), default=None,
                    help="top,bottom,left,right: source pixels removed from each edge before resizing, e.g. 32,14,8,8")
     p.add_argument("--workers", type=_number(int, 1), default=1, help="emulators run in parallel processes")
-    p.set_defaults(func=run_atari, _parser=p)
+    p.set_defaults(func=_writes(run_atari), _parser=p)
 
     p = cmds.add_parser("folder", help="every image under a folder", formatter_class=HelpFormatter,
                         description="Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped and listed.")
@@ -124,7 +142,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--background", type=_checked(_colour), default="white", help="colour under transparent pixels and padding")
     p.add_argument("--dedupe", action="store_true", help="drop files whose bytes duplicate an earlier file")
     p.add_argument("--workers", type=_number(int, 1), default=4, help="decoding threads")
-    p.set_defaults(func=run_folder, _parser=p)
+    p.set_defaults(func=_writes(run_folder), _parser=p)
 
     p = cmds.add_parser("fetch", help="download the images listed in a CSV", formatter_class=HelpFormatter,
                         description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says what happened to each row.")
@@ -141,7 +159,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-out", default=None, help="dataset folder for --to-dataset; None means OUT without its '-raw' suffix (data/cards-raw -> data/cards), else OUT/dataset")
     _common(p, "lanczos")
     p.add_argument("--fit", choices=FITS, default="crop", help="--to-dataset: how images are fitted to --size")
-    p.set_defaults(func=run_fetch, _parser=p)
+    p.set_defaults(func=_writes(run_fetch), _parser=p)
 
     p = cmds.add_parser("show", help="print statistics and write a preview grid", formatter_class=HelpFormatter,
                         description="Print count, size, channels and per-channel mean/std; write a grid of random images.")
@@ -149,7 +167,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="preview.png", help="preview image (PNG) to write")
     p.add_argument("--count", type=_number(int, 1), default=64, help="images in the grid (at most the dataset size)")
     p.add_argument("--seed", type=int, default=0, help="which random images are shown")
-    p.set_defaults(func=run_show, _parser=p)
+    p.set_defaults(func=_writes(run_show), _parser=p)
 
 
 def run_atari(args: argparse.Namespace) -> int:
