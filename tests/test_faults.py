@@ -264,6 +264,23 @@ def test_resume_matches_straight_run_after_kill_leftovers_and_a_stale_lock(run1,
     assert state["health"]["seen"] > 0 and memory(state["health"]) == memory(straight["health"])
 
 
+def test_best_score_and_its_kimg_come_back_on_resume(run1, tmp_path):
+    from gankit.train.loop import Trainer
+
+    run = _copy(run1, tmp_path / "r")
+    path = ckpt.latest_checkpoint(run / "checkpoints")
+    state = torch.load(path, weights_only=True)
+    assert state["best"] is None  # this run never evaluated
+    state["best"] = {"score": 12.5, "kimg": 0.032, "metric": "fid"}  # as a run that evaluated writes it
+    ckpt.atomic_save(state, path)
+    trainer = Trainer(None, resume=run)  # the checkpoint's own config
+    try:
+        assert trainer.best == state["best"] and trainer.state()["best"] == state["best"]
+        assert trainer.cfg.lr_d == state["config"]["lr_d"] and trainer.resumed
+    finally:
+        trainer.lock.release()
+
+
 def test_flags_and_data_on_resume_are_refused_or_applied_and_logged(data, run1, tmp_path, capsys):
     run = _copy(run1, tmp_path / "r")
     config_before = (run / "config.yaml").read_text()
