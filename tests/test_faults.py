@@ -22,6 +22,7 @@ import torch
 
 from gankit.cli import main
 from gankit.data import load_dataset, write_dataset
+from gankit.errors import UsageError
 from gankit.train import checkpoint as ckpt
 from conftest import blobs
 
@@ -326,6 +327,19 @@ def test_failed_starts_leave_nothing(data, tmp_path, capsys):
         assert main(["train", *_common(data, out), "--name", name, "--epochs", "1"]) == 2
         assert _error_line(capsys.readouterr().err).startswith("gankit train: error: --name:")
     assert not out.exists() and not (tmp_path / "abs").exists() and not (tmp_path.parent / "escape").exists()
+    photos = tmp_path / "mine" / "photos"  # not a run: --restart must not empty it
+    photos.mkdir(parents=True)
+    (photos / "a.jpg").write_bytes(b"precious")
+    for argv in (["--name", "photos", "--restart"], ["--resume", str(photos)]):
+        assert main(["train", *_common(data, tmp_path / "mine"), *argv, "--epochs", "1"]) == 2
+        assert "no config.yaml" in _error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
+    from gankit.train.loop import Trainer
+    from gankit.config import TrainConfig
+
+    with pytest.raises(UsageError, match="not a gankit run directory"):  # the API alike
+        Trainer(TrainConfig(data=str(data), batch=8), resume=photos)
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
 
 
 def test_run_without_checkpoint_restarts_in_place_and_latest_finds_named_runs(data, run1, tmp_path, capsys):
