@@ -168,6 +168,27 @@ def test_signals_mid_epoch_checkpoint_resume_bit_identical_and_second_signal_abo
     assert not (run / ".lock").read_text()  # released
 
 
+def test_stop_message_says_when_the_minutes_budget_was_nearly_spent(data, tmp_path):
+    from gankit.config import TrainConfig
+    from gankit.train.loop import Trainer
+    from gankit.train.signals import GracefulStop
+
+    cfg = TrainConfig(data=str(data), out=str(tmp_path), model="dcgan", width_g=8, width_d=8, latent=16, batch=8,
+                      minutes=10.0, tensorboard=False)
+    trainer = Trainer(cfg)
+    try:
+        trainer._stop = GracefulStop()
+        trainer._stop.signum = signal.SIGTERM
+        trainer.counters.elapsed, trainer.counters.iter = 590.0, 3
+        text = trainer._stopped_message()
+        assert text.startswith("stopped by SIGTERM at 0 kimg (epoch 1, iteration 3/8)"), text
+        assert "only 10 s of the --minutes 10 budget were left" in text
+        trainer.counters.elapsed = 60.0  # far from the end: no such note
+        assert "budget" not in trainer._stopped_message()
+    finally:
+        trainer.lock.release()
+
+
 # ------------------------------------------------------------ one writer per run
 def test_second_writer_is_refused_naming_the_holder_and_a_dead_holder_is_taken_over(data, tmp_path, capsys):
     from gankit.train.lock import RunLock
