@@ -81,3 +81,47 @@ def test_the_script_scores_a_trained_run(tiny_breakout_run):
     real = next(line for line in done.stdout.splitlines() if line.startswith("real"))
     assert real.split()[1:5] == ["1.00"] * 4, "real frames pass every check"
     assert "paddle in generated frames:" in done.stdout
+
+
+# ---------------------------------------------------------------- breakout_quality.py
+import breakout_quality as quality  # noqa: E402
+
+
+def test_the_ball_is_found_where_it_is_drawn_and_missed_when_erased(frames):
+    with_ball = [f for f in frames if quality.ball_at(f) is not None]
+    assert 0.3 < len(with_ball) / len(frames) < 1.0, "the agent's frames show the ball in flight most of the time"
+    erased = with_ball[0].copy()
+    erased[quality.BALL_ROWS, judge.PLAYFIELD_COLS] = 0
+    assert quality.ball_at(erased) is None
+
+    drawn = erased.copy()
+    drawn[40:42, 20:22] = (150, 54, 54)  # a 2x2 ball in Breakout's red
+    assert quality.ball_at(drawn) == pytest.approx((40.5, 20.5))
+    drawn[45:47, 50:52] = (150, 54, 54)  # two balls are not one ball
+    assert quality.ball_at(drawn) is None
+
+
+def test_paddle_w1_measures_a_shift_in_frame_widths(frames):
+    ref = quality.positions(frames)
+    same = quality.compare(ref, ref)
+    assert same["paddle_w1"] == 0 and same["ball_gap"] == 0 and same["ball_w1_x"] == 0
+    inside = np.array([f for f in frames if 8 <= judge.check_frame(f)["paddle_at"] <= 40])  # away from the walls
+    shifted = inside.copy()
+    shifted[:, judge.PADDLE_ROWS] = np.roll(inside[:, judge.PADDLE_ROWS], 3, axis=2)  # every paddle 3 px right
+    before, after = quality.positions(inside), quality.positions(shifted)
+    assert after["paddle"] == before["paddle"] == 1.0
+    assert quality.compare(after, before)["paddle_w1"] == pytest.approx(3 / 64, abs=1e-9)
+
+
+def test_quality_script_scores_every_checkpoint_against_a_real_floor(tiny_breakout_run, tmp_path):
+    out = tmp_path / "q.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "breakout_quality.py"), str(tiny_breakout_run),
+                           "--num", "16", "--no-fid", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    result = json.loads(out.read_text())
+    ckpts = sorted((tiny_breakout_run / "checkpoints").glob("ckpt-*.pt"))
+    assert len(result["checkpoints"]) == len(ckpts) >= 1
+    assert result["real_vs_real"]["paddle"] == 1.0 and result["real"]["paddle"] == 1.0
+    assert "real/real" in done.stdout

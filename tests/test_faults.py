@@ -292,7 +292,7 @@ def test_best_score_and_its_kimg_come_back_on_resume(run1, tmp_path):
     run = _copy(run1, tmp_path / "r")
     path = ckpt.latest_checkpoint(run / "checkpoints")
     state = torch.load(path, weights_only=True)
-    assert state["best"] is None  # this run never evaluated
+    assert not state["best"]  # this run never evaluated
     state["best"] = {"score": 12.5, "kimg": 0.032, "metric": "fid"}  # as a run that evaluated writes it
     ckpt.atomic_save(state, path)
     trainer = Trainer(None, resume=run)  # the checkpoint's own config

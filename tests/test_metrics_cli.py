@@ -53,7 +53,56 @@ def test_training_logs_quality_and_keeps_the_best_checkpoint(trained_run):
         assert r["extractor"] == "dataset" and r["eval_seconds"] >= 0 and 0 <= r["eval_fraction"]
     assert "eval_setup_seconds" in evals[0]  # the encoder was trained (once) during the run
     best = torch.load(trained_run / "checkpoints" / "best.pt", weights_only=True)
-    assert best["fid"] == pytest.approx(min(r["fid"] for r in evals))
+    assert best["best"]["metric"] == "fid"
+    assert best["best"]["score"] == pytest.approx(min(r["fid"] for r in evals))
+
+
+def test_best_checkpoint_keeps_the_better_state_and_sample_uses_it(breakout, tmp_path, capsys):
+    """After the first evaluation the generator is spoilt (every weight zero,
+    the last bias large: one flat white image where Breakout is mostly black).
+    The later, worse states must not replace best.pt;
+    `gankit sample RUN` must draw from best.pt, `--checkpoint last` from the
+    spoilt state, and summary.json must say which state is best and why."""
+    from gankit.sample import generate, load_generator
+    from gankit.train.loop import Trainer
+
+    cfg = TrainConfig(data=str(breakout.path), out=str(tmp_path), name="b", kimg=0.64, model="dcgan", width_g=8,
+                      width_d=8, latent=16, batch=32, log_every=5, tensorboard=False, eval_every_kimg=0.32,
+                      eval_num=64, eval_metrics="fid")
+    trainer = Trainer(cfg)
+
+    def spoil(t: Trainer) -> None:
+        if t.evaluator is not None and t.evaluator.evaluations >= 1:
+            with torch.no_grad():
+                for model in (t.G, t.ema.model):
+                    for p in model.parameters():
+                        p.zero_()
+                    [m for m in model.modules() if getattr(m, "bias", None) is not None][-1].bias.fill_(10.0)
+
+    trainer.before_step = spoil
+    run = trainer.run()
+    out = capsys.readouterr().out
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert len(evals) >= 2 and evals[-1]["kimg"] == pytest.approx(0.64)  # the final state was scored too
+    first, rest = evals[0], evals[1:]
+    assert all(r["score"] > first["score"] for r in rest), [r["score"] for r in evals]
+    summary = json.loads((run / "summary.json").read_text())["best"]
+    assert summary["checkpoint"] == "checkpoints/best.pt" and summary["metric"] == "fid"
+    assert summary["score"] == pytest.approx(first["score"]) and summary["kimg"] == pytest.approx(first["kimg"])
+    assert f"at {first['kimg']:.1f} kimg" in out and "best checkpoint:" in out
+    assert (run / "samples" / "best.png").is_file()
+
+    # the default and --checkpoint best are the same state; last is the spoilt one
+    best_images = generate(load_generator(run, "best"), 8, seed=0)
+    assert torch.equal(generate(load_generator(run), 8, seed=0), best_images)
+    last_images = generate(load_generator(run, "last"), 8, seed=0)
+    assert last_images.min() > 0.99 and not torch.equal(last_images, best_images)
+    from gankit.monitor.images import make_grid
+
+    for extra, expected in (([], best_images), (["--checkpoint", "last"], last_images)):
+        png = tmp_path / f"s{len(extra)}.png"
+        assert main(["sample", str(run), "--num", "8", "--out", str(png), *extra]) == 0
+        assert np.array_equal(np.asarray(Image.open(png)), np.asarray(make_grid(expected)))
 
 
 def test_eval_a_run_prints_json_and_writes_eval_json(trained_run, capsys):

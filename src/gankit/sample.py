@@ -20,24 +20,38 @@ from gankit.models import config_generator
 from gankit.train import checkpoint as ckpt
 
 
+CHECKPOINT_HELP = ("best (the best evaluated state, checkpoints/best.pt), last (the newest), a file, or a name "
+                   "in checkpoints/ (default: best when the run has one, else last)")
+
+
 def find_checkpoint(run: str | Path, checkpoint: str | Path | None = None) -> Path:
-    """A checkpoint file from a run directory: ``checkpoint`` may be a path,
-    a file name inside ``checkpoints/`` (``best.pt``), or None for the newest."""
+    """A checkpoint file from a run directory.
+
+    ``checkpoint`` may be a path, a file name inside ``checkpoints/``, ``best``
+    or ``last``.  None means the run's best state (``best.pt``, kept by the
+    evaluation score during training) when it has one, else the newest."""
     run = Path(run)
     if run.is_file():
         return run
     if not run.is_dir():
         raise UsageError(f"RUN: no such run directory {run}")
-    if checkpoint:
+    folder = run / "checkpoints"
+    if checkpoint in (None, "best"):
+        if (folder / ckpt.BEST).is_file():
+            return folder / ckpt.BEST
+        if checkpoint == "best":
+            raise UsageError(f"--checkpoint: {run} has no best.pt (it is written when training evaluates, "
+                             "--eval-every-kimg K); use --checkpoint last")
+    elif checkpoint != "last":
         path = Path(checkpoint)
         if not path.is_file():
-            path = run / "checkpoints" / str(checkpoint)
+            path = folder / str(checkpoint)
         if not path.is_file():
             raise UsageError(f"--checkpoint: no such checkpoint {checkpoint}")
         return path
-    found = ckpt.latest_checkpoint(run / "checkpoints")
+    found = ckpt.latest_checkpoint(folder)
     if found is None:
-        raise UsageError(f"RUN: no checkpoint in {run / 'checkpoints'}")
+        raise UsageError(f"RUN: no checkpoint in {folder}")
     return found
 
 
@@ -114,7 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--num", type=positive_int, default=64, help="number of images")
     s.add_argument("--out", default="samples", help="a folder (one PNG per image) or a .png file (one grid)")
     s.add_argument("--seed", type=int, default=0, help="latent seed: the same seed gives the same images")
-    s.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/ (default: newest)")
+    s.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.set_defaults(func=run_sample, _parser=s)
@@ -126,7 +140,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--steps", type=positive_int, default=16, help="frames between two latents")
     i.add_argument("--grid", type=positive_int, default=4, help="walks shown side by side (a grid of this many)")
     i.add_argument("--seed", type=int, default=0, help="latent seed")
-    i.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/ (default: newest)")
+    i.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     i.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     i.add_argument("--fps", type=positive_int, default=12, help="GIF frames per second")
     i.set_defaults(func=run_interpolate, _parser=i)

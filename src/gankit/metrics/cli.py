@@ -19,7 +19,7 @@ from gankit.errors import UsageError
 
 EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage.
 
-  gankit eval runs/00003-breakout                      # newest checkpoint, dataset extractor
+  gankit eval runs/00003-breakout                      # best checkpoint (else newest), dataset extractor
   gankit eval runs/00003-breakout --checkpoint best.pt --extractor inception --json
   gankit eval --real data/breakout --fake samples/     # any two image sets (DIR of PNGs or a dataset)
 
@@ -42,6 +42,7 @@ def _metrics(text: str) -> list[str]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from gankit.cli import HelpFormatter
+    from gankit.sample import CHECKPOINT_HELP
 
     p = sub.add_parser("eval", help="FID, KID, precision/recall, density/coverage of a run or of two image sets",
                        description=EVAL_HELP, formatter_class=HelpFormatter)
@@ -51,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", type=_metrics, default="fid,kid,pr,dc", help="comma-separated: fid,kid,pr,dc")
     p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file or name in checkpoints/; None: the newest")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--no-ema", action="store_true", help="score the raw generator instead of its EMA")
     p.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--download", action="store_true", help="download the Inception weights if they are missing")

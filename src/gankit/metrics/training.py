@@ -16,6 +16,11 @@ the same dataset does not pay it.  Each record carries ``eval_seconds`` and
 Generated images come from latents drawn with a fixed seed, the same at every
 evaluation, so successive numbers differ because the generator changed, not
 because other latents were drawn.
+
+Each record also names its ``score`` (lower is better: FID when computed, else
+KID): the number by which the loop keeps ``checkpoints/best.pt``, so `gankit
+sample RUN` draws from the run's best state, not from wherever the budget
+happened to stop it.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from gankit.metrics.stats_cache import cached_real_features
 MAX_FRACTION = 0.10
 LATENT_SEED = 2024
 BATCH = 128
+SCORE_KEYS = ("fid", "kid_mean")  # what ranks checkpoints, first found wins; lower is better
 
 
 class TrainingEvaluator:
@@ -53,6 +59,7 @@ class TrainingEvaluator:
         self.setup_seconds = 0.0
         self.max_cost = 0.0  # the dearest evaluation so far: the estimate of the next one
         self.evaluations = 0
+        self.last_kimg: float | None = None  # when the last evaluation ran
         self.skipped = 0
         self._extractor: FeatureExtractor | None = None
         self._real: np.ndarray | None = None
@@ -85,6 +92,7 @@ class TrainingEvaluator:
         """The chosen metrics for ``generator`` now; keys among fid, kid_mean,
         kid_std, precision, recall, density, coverage, plus timing fields."""
         start = time.perf_counter()
+        self.last_kimg = kimg
         fake = GeneratorImages(generator, self.num, seed=LATENT_SEED)
         record: dict[str, Any] = {}
         if self._extractor is None:
@@ -103,4 +111,8 @@ class TrainingEvaluator:
         record["eval_fraction"] = round(self.eval_seconds / self.training_seconds(), 4)
         record["eval_skipped"] = self.skipped
         record["extractor"] = self._extractor.name
+        for key in SCORE_KEYS:
+            if key in record:
+                record["score"], record["score_metric"] = record[key], key
+                break
         return record

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,18 @@ def _end_state(train: list[dict]) -> str:
     return "At the end " + "; ".join(bits) + "." if bits else ""
 
 
+def evaluations(records: list[dict]) -> list[dict]:
+    """The in-training evaluation records that carry a ranking score."""
+    return [r for r in records if r.get("kind") == "eval" and isinstance(r.get("score"), (int, float))
+            and math.isfinite(r["score"])]
+
+
+def best_evaluation(records: list[dict]) -> dict | None:
+    """The evaluation with the lowest score: the state the loop kept as checkpoints/best.pt."""
+    found = evaluations(records)
+    return min(found, key=lambda r: r["score"]) if found else None
+
+
 def verdict(records: list[dict], events: list[HealthEvent], status: str) -> str:
     """One paragraph: healthy, or which failures happened, when, and what was done about them."""
     train = train_records(records)
@@ -75,6 +88,10 @@ def verdict(records: list[dict], events: list[HealthEvent], status: str) -> str:
         else f"The run is {status}; it reached {_progress(train)}."
     evals = [r for r in records if r.get("kind") == "eval" and "fid" in r]
     quality = f" Last FID: {float(evals[-1]['fid']):.2f}." if evals else ""
+    best = best_evaluation(records)
+    if best is not None:
+        quality += (f" Best {best['score_metric']}: {float(best['score']):.2f} at {float(best['kimg']):.1f} kimg"
+                    " (checkpoints/best.pt, what `gankit sample` uses).")
     by_kind: OrderedDict[str, list[HealthEvent]] = OrderedDict()
     for kind in PROBLEM_KINDS:
         found = [e for e in events if e.kind == kind]
@@ -166,6 +183,11 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
                      "</figcaption></figure>")
     else:
         parts.append('<p class="muted">No sample grid yet.</p>')
+    best_png = run_dir / "samples" / "best.png"
+    if best_png.exists():
+        parts.append(f"<h2>Best state</h2><figure>{_img(best_png, 'best state', pixel=True)}"
+                     "<figcaption>best.png: the fixed latents drawn by checkpoints/best.pt, the state with the best "
+                     "evaluation score (what <code>gankit sample</code> uses)</figcaption></figure>")
     if gif.exists():
         parts.append(f"<h2>Progress</h2><figure>{_img(gif, 'progress animation', pixel=True)}"
                      "<figcaption>the same latents after each snapshot</figcaption></figure>")
@@ -224,5 +246,11 @@ def build_outputs(run_dir: Path, status: str | None = None) -> str:
     tmp = page.with_name("report.html.tmp")
     tmp.write_text(render_html(run_dir, text, status, events), encoding="utf-8")
     tmp.replace(page)
-    summary_path.write_text(json.dumps({"status": status, "verdict": text}, indent=2), encoding="utf-8")
+    summary = {"status": status, "verdict": text}
+    best = best_evaluation(records)
+    if best is not None and (run_dir / "checkpoints" / "best.pt").is_file():
+        summary["best"] = {"checkpoint": "checkpoints/best.pt", "metric": best["score_metric"],
+                           "score": best["score"], "kimg": best["kimg"], "step": best.get("step"),
+                           "why": f"lowest {best['score_metric']} of {len(evaluations(records))} evaluations"}
+    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return text

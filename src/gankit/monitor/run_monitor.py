@@ -168,6 +168,15 @@ class RunMonitor:
             writer.flush()
         return path
 
+    def snapshot_best(self, kimg: float, real: torch.Tensor, fake: torch.Tensor, step: int) -> Path:
+        """Write samples/best.png: the fixed latents drawn by the state behind checkpoints/best.pt."""
+        img = side_by_side(real, fake, f"best so far | {kimg:.1f} kimg | step {step}")
+        path = self.run_dir / "samples" / "best.png"
+        tmp = path.with_name("best.tmp.png")
+        img.save(tmp)
+        tmp.replace(path)
+        return path
+
     # ------------------------------------------------------------ redrawing
     def epoch_end(self, epoch: int) -> None:
         """Redraw the plots from metrics.jsonl and rewrite progress.gif.

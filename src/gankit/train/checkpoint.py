@@ -29,6 +29,7 @@ from gankit.fsproblems import is_environment, os_error_in, problem
 
 PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
 TEMPORARY = re.compile(r"^\..+\.pt\.tmp\d*$")  # atomic_save's names: .ckpt-000000256.pt.tmp<pid>
+BEST = "best.pt"  # the state with the lowest evaluation score (see metrics/training.py)
 
 
 def checkpoint_name(images_seen: int) -> str:

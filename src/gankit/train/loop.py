@@ -148,7 +148,7 @@ class Trainer(RunSession):
         self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
                                    channels_last=config.channels_last)
-        self.best: dict[str, Any] | None = None  # {"score", "kimg", "metric"} behind checkpoints/best.pt
+        self.best: dict[str, Any] = {}  # metric, score, kimg of the state in checkpoints/best.pt (kept on resume)
         self.resumed = False
         self.lock = RunLock(".", "--resume")  # replaced by the run directory's lock below
         self.notes: list[tuple[str, dict[str, float]]] = []  # changes made on resume, logged once run() starts
@@ -220,10 +220,10 @@ class Trainer(RunSession):
             "rng": ckpt.rng_state(),
             "z_rng": self.z_gen.get_state(),
             "fixed_z": self.fixed_z,
+            "best": dict(self.best),
             "config": self.cfg.to_dict(),
             "shape": list(self.shape),
             "gankit_version": __version__,
-            "best": self.best,
             "health": self._health_memory(),
             "data": {"path": str(self.cfg.data), **fingerprint(self.dataset)},
         }
@@ -248,6 +248,7 @@ class Trainer(RunSession):
             self.ada.load_state_dict(state["ada"])
         self.counters = Counters(**state["counters"])
         self.fixed_z = state["fixed_z"]
+        self.best = dict(state.get("best") or {})
         if self.dist.world == 1 and state.get("world", 1) == 1:
             ckpt.set_rng_state(state["rng"])
         else:  # rank 0's RNG state alone was saved: give every rank its own stream again
@@ -419,6 +420,9 @@ class Trainer(RunSession):
                 self._t0 = time.time()
                 if self.counters.iter > 0:  # stopped mid-epoch (signal, --minutes, --kimg): show where it got to
                     self._snapshot()
+                if status == "finished" and self.evaluator is not None and \
+                        self.evaluator.last_kimg != self.counters.images_seen / 1000:
+                    self._evaluate()  # the final state competes for best.pt too (not after a signal: no time)
                 self.save()
                 if status == "interrupted":
                     self._say(self._stopped_message())
@@ -439,7 +443,14 @@ class Trainer(RunSession):
                 self._close(status)
         if status == "interrupted":
             raise Interrupted(self._stop.signum or 2, self._stopped_message())
-        self._say(f"samples: {self.run_dir / 'samples'}")
+        best = self.ckpt_dir / ckpt.BEST
+        if best.is_file() and self.best:
+            b = self.best
+            self._say(f"best checkpoint: {best} ({b['metric']} {b['score']:.3f} at {b['kimg']:.1f} kimg); "
+                      "`gankit sample` uses it by default")
+            self._say(f"samples: {self.run_dir / 'samples'} (best state: {self.run_dir / 'samples' / 'best.png'})")
+        else:
+            self._say(f"samples: {self.run_dir / 'samples'}")
         self._say(f"run directory: {self.run_dir}")
         return self.run_dir
 
@@ -528,7 +539,8 @@ class Trainer(RunSession):
                            remedy=applied, applied=True)
 
     @torch.no_grad()
-    def _snapshot(self) -> None:
+    def _snapshot(self, best: bool = False) -> None:
+        """The fixed latents' samples: the epoch's grid and GIF frame, or ``samples/best.png``."""
         if not self.rank0:
             return
         G = self.G if self.cfg.no_ema else self.ema.model
@@ -537,6 +549,9 @@ class Trainer(RunSession):
         fake = G(self.fixed_z.to(self.device)).float()
         G.train(was_training)
         c = self.counters
+        if best:
+            self.monitor.snapshot_best(c.images_seen / 1000, self.preview, fake, c.step)
+            return
         self.monitor.snapshot(c.epoch, c.images_seen / 1000, self.preview, fake, c.step)
         self.monitor.check_diversity(fake, self.preview, c.step, c.images_seen / 1000)
 
@@ -548,17 +563,20 @@ class Trainer(RunSession):
         return TrainingEvaluator(self.cfg, self.dataset, self.device, self.run_dir)
 
     def _evaluate(self) -> None:
+        """Score the generator that samples come from; a new best score writes
+        ``checkpoints/best.pt`` (the whole state) and ``samples/best.png``."""
         c = self.counters
         G = self.G if self.cfg.no_ema else self.ema.model
-        result = self.evaluator.evaluate(G, c.images_seen / 1000)
-        record = {"kind": "eval", "step": c.step, "kimg": round(c.images_seen / 1000, 3), "time": round(self.elapsed(), 3), **result}
+        kimg = c.images_seen / 1000
+        result = self.evaluator.evaluate(G, kimg)
+        record = {"kind": "eval", "step": c.step, "kimg": round(kimg, 3), "time": round(self.elapsed(), 3), **result}
         self.monitor.log(record)
-        fid = result.get("fid")
-        if fid is not None and math.isfinite(fid) and fid < (self.best or {}).get("score", math.inf):
-            self.best = {"score": float(fid), "kimg": round(c.images_seen / 1000, 3), "metric": "fid"}  # kept on resume
-            state = self.state()
-            state["fid"] = fid
-            ckpt.atomic_save(state, self.ckpt_dir / "best.pt")
+        score = result.get("score")
+        if score is None or not math.isfinite(score) or score >= self.best.get("score", math.inf):
+            return
+        self.best = {"metric": result["score_metric"], "score": score, "kimg": round(kimg, 3)}
+        ckpt.atomic_save(self.state(), self.ckpt_dir / ckpt.BEST)
+        self._snapshot(best=True)
 
     def _roll_back(self, reason: str) -> None:
         c = self.counters
@@ -573,10 +591,10 @@ class Trainer(RunSession):
         last = ckpt.latest_checkpoint(self.ckpt_dir)
         if last is None:
             raise TrainingFailed(f"non-finite values ({reason}) and no checkpoint to roll back to")
-        retries = c.retries
+        retries, best = c.retries, self.best  # best.pt stays valid: it may be newer than `last`
         lr_g, lr_d = self.cfg.lr_g * 0.5, self.cfg.lr_d * 0.5
         self.load_state(ckpt.load_checkpoint(last, map_location=self.device))
-        self.counters.retries = retries
+        self.counters.retries, self.best = retries, best
         self._set_lr(lr_g, lr_d)
         msg = f"rolled back to {last.name}, learning rates halved to lr_g={lr_g:g} lr_d={lr_d:g} (retry {retries}/{MAX_RETRIES})"
         self._say("WARNING: " + msg)

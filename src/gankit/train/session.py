@@ -93,7 +93,6 @@ class RunSession:
         moved = data_change(data, (data or {}).get("path", saved.data), self.dataset, allow_data_change)
         self.load_state(state)  # the checkpoint's learning rates, after roll-backs and remedies ...
         self._set_lr(wanted.lr_g, wanted.lr_d)  # ... unless the resume asked for others
-        self.best = state.get("best") or None
         self._health_state = state.get("health") or None
         self.resumed = True
         self._fresh = False
