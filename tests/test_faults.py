@@ -26,10 +26,19 @@ from gankit.errors import UsageError
 from gankit.train import checkpoint as ckpt
 from conftest import blobs
 
+# CPU results are bit-identical only at equal thread counts: every run here, in this process or
+# in a child, sets the same count (other tests may have changed this process's).
+THREADS = str(max(1, min(2, os.cpu_count() or 1)))
 TINY = ["--model", "dcgan", "--width-g", "8", "--width-d", "8", "--latent", "16", "--batch", "8",
-        "--log-every", "2", "--num-samples", "4", "--no-tensorboard"]
-# The same thread count as this process (conftest): CPU results are bit-identical only at equal counts.
-ENV = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONUNBUFFERED": "1"}
+        "--log-every", "2", "--num-samples", "4", "--no-tensorboard", "--threads", THREADS]
+ENV = {**os.environ, "OMP_NUM_THREADS": THREADS, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 # The training process, slowed by a sleep before every step (numbers unchanged), so a
 # signal sent after a log line lands mid-epoch on any machine; SAVE_DELAY also slows
 # the checkpoint written after a signal, so a second signal can land during it.
