@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from gankit.data.dataset import DatasetWriter, ImageDataset, load_dataset
+from gankit.data.dataset import DatasetWriter, ImageDataset, check_target, load_dataset
 from gankit.data.imageops import RESIZE_FILTERS, check_crop, parse_size
 from gankit.errors import UsageError
 
@@ -306,14 +306,19 @@ def collect_atari(
     resize: str = "area",
     workers: int = 1,
     progress: bool = True,
+    existing: str = "refuse",
 ) -> ImageDataset:
     """Collect ``frames`` kept frames of ``game`` into the dataset folder ``out``.
+
+    A dataset already in ``out`` is refused unless ``existing`` is "overwrite"
+    or "append" (same size and channels).
 
     ``size`` is 64, "64", "84x64" or (h, w); ``crop`` is (top, bottom, left,
     right) source pixels removed before resizing.  Several games ("Breakout,Pong"
     or a list) give ``frames`` frames each and a dataset labelled by game.
     Returns the loaded dataset.
     """
+    check_target(out, existing)  # before the emulator starts
     names = parse_games(game)
     hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
     checks = {"--frames": frames >= 1, "--every": every >= 1, "--workers": workers >= 1}
@@ -360,7 +365,8 @@ def collect_atari(
     channels = 1 if grayscale else 3
     start = time.perf_counter()
     with _progress_bar(frames * len(names), progress) as bar, \
-            DatasetWriter(Path(out), *hw, channels, "atari", params, classes=classes) as writer:
+            DatasetWriter(Path(out), *hw, channels, "atari", params, classes=classes,
+                          existing=existing) as writer:
         per_game = {}
         for label, jobs in enumerate(plans):
             tag = label if classes else None

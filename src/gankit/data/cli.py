@@ -29,6 +29,24 @@ DATA_HELP = """Make a dataset (a folder with images.npy + manifest.json) and loo
 """
 
 
+def _writes(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A full disk or a read-only/unwritable folder ends the command with one line
+    (EnvironmentProblem, exit 1); the writers have already removed their temporary files."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        from gankit.fsproblems import is_environment, os_error_in, problem
+
+        try:
+            return run(args)
+        except OSError as err:
+            cause = os_error_in(err)
+            if cause is None or not is_environment(cause):
+                raise
+            raise problem(cause, cause.filename or getattr(args, "out", None), "cannot write") from None
+
+    return guarded
+
+
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """Turn a parser raising UsageError into an argparse type (exit 2 + flag)."""
 
@@ -82,6 +100,14 @@ def _common(p: argparse.ArgumentParser, resize_default: str) -> None:
     p.add_argument("--grayscale", action="store_true", help="one grey channel instead of RGB")
     p.add_argument("--resize", choices=list(RESIZE_FILTERS), default=resize_default, help="resize filter (area, bilinear, bicubic and lanczos are antialiased)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--overwrite", action="store_true", help="replace a dataset already in the output folder")
+    keep.add_argument("--append", action="store_true", help="add to a dataset already in the output folder (same size and channels)")
+
+
+def _existing(args: argparse.Namespace) -> str:
+    """What to do with a dataset already at the output: refused unless a flag says otherwise."""
+    return "overwrite" if args.overwrite else "append" if args.append else "refuse"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -109,7 +135,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=_checked(_crop), default=None,
                    help="top,bottom,left,right: source pixels removed from each edge before resizing, e.g. 32,14,8,8")
     p.add_argument("--workers", type=_number(int, 1), default=1, help="emulators run in parallel processes")
-    p.set_defaults(func=run_atari, _parser=p)
+    p.set_defaults(func=_writes(run_atari), _parser=p)
 
     p = cmds.add_parser("folder", help="every image under a folder", formatter_class=HelpFormatter,
                         description="Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped and listed.")
@@ -122,7 +148,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_number(int, 1), default=4, help="decoding threads")
     p.add_argument("--labels", choices=LABEL_MODES, default="none",
                    help="subdirs: each first-level sub-folder of SRC is a class (sorted names); files directly in SRC are skipped")
-    p.set_defaults(func=run_folder, _parser=p)
+    p.set_defaults(func=_writes(run_folder), _parser=p)
 
     p = cmds.add_parser("fetch", help="download the images listed in a CSV", formatter_class=HelpFormatter,
                         description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says what happened to each row.")
@@ -141,7 +167,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-out", default=None, help="dataset folder for --to-dataset; None means OUT without its '-raw' suffix (data/cards-raw -> data/cards), else OUT/dataset")
     _common(p, "lanczos")
     p.add_argument("--fit", choices=FITS, default="crop", help="--to-dataset: how images are fitted to --size")
-    p.set_defaults(func=run_fetch, _parser=p)
+    p.set_defaults(func=_writes(run_fetch), _parser=p)
 
     p = cmds.add_parser("show", help="print statistics and write a preview grid", formatter_class=HelpFormatter,
                         description="Print count, size, channels and per-channel mean/std (and images per class when labelled); "
@@ -150,7 +176,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="preview.png", help="preview image (PNG) to write")
     p.add_argument("--count", type=_number(int, 1), default=64, help="images in the grid (at most the dataset size)")
     p.add_argument("--seed", type=int, default=0, help="which random images are shown")
-    p.set_defaults(func=run_show, _parser=p)
+    p.set_defaults(func=_writes(run_show), _parser=p)
 
 
 def run_atari(args: argparse.Namespace) -> int:
@@ -158,7 +184,7 @@ def run_atari(args: argparse.Namespace) -> int:
 
     ds = collect_atari(args.game, args.frames, args.size, args.out, every=args.every, policy=args.policy,
                        seed=args.seed, grayscale=args.grayscale, crop=args.crop, resize=args.resize,
-                       workers=args.workers, progress=not args.quiet)
+                       workers=args.workers, progress=not args.quiet, existing=_existing(args))
     info = ds.manifest["atari"]
     print(f"{ds.path}: {len(ds)} frames of {ds.manifest['params']['game']} {ds.height}x{ds.width}x{ds.channels}, "
           f"{info['frames_per_second']:.0f} frames/s, policy {info['policy_used']}, "
@@ -178,7 +204,8 @@ def run_folder(args: argparse.Namespace) -> int:
 
     ds = import_folder(args.src, args.size, args.out, fit=args.fit, background=args.background,
                        grayscale=args.grayscale, dedupe=args.dedupe, resize=args.resize,
-                       workers=args.workers, progress=not args.quiet, labels=args.labels)
+                       workers=args.workers, progress=not args.quiet, labels=args.labels,
+                       existing=_existing(args))
     skipped = ds.manifest["skipped"]
     print(f"{ds.path}: {len(ds)} images {ds.height}x{ds.width}x{ds.channels}, {len(skipped)} skipped")
     for item in skipped[:20]:
@@ -198,7 +225,8 @@ def run_fetch(args: argparse.Namespace) -> int:
                         deadline=args.deadline, retries=args.retries, backoff=args.backoff,
                         max_bytes=int(args.max_mb * 2**20), to_dataset=args.to_dataset, size=args.size,
                         fit=args.fit, grayscale=args.grayscale, resize=args.resize,
-                        dataset_out=args.dataset_out, progress=not args.quiet, label_column=args.label_column)
+                        dataset_out=args.dataset_out, progress=not args.quiet, label_column=args.label_column,
+                        existing=_existing(args))
     print(f"{summary.rows} rows: {summary.ok} ok ({summary.downloaded} downloaded, {summary.cached} already there), "
           f"{summary.failed} failed; report: {summary.report}")
     reasons: dict[str, int] = {}

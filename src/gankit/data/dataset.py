@@ -14,10 +14,14 @@ A dataset is a folder with two files (three when it is labelled):
   existed, and load unchanged.
 
 The manifest is written last, so a folder without one is an unfinished
-dataset; both files are written under temporary names and renamed.
+dataset; both files are written under temporary names and renamed.  A folder
+that holds a manifest is never replaced or extended unless the caller says so
+(``existing="overwrite"`` or ``"append"``): a typo in ``--out`` must not cost
+a dataset that took hours to collect.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -33,6 +37,7 @@ from gankit.errors import UsageError
 IMAGES = "images.npy"
 MANIFEST = "manifest.json"
 LABELS = "labels.npy"
+EXISTING = ("refuse", "overwrite", "append")  # what a writer does with a dataset already at its folder
 
 
 @dataclass
@@ -151,6 +156,48 @@ def resolve_class(classes: Sequence[str], value: str | int, flag: str = "--class
     raise UsageError(f"{flag}: unknown class {value!r}; valid: {listed}")
 
 
+def fingerprint(ds: ImageDataset) -> dict[str, Any]:
+    """What identifies a dataset's contents: count, image shape (H, W, C) and a
+    hash of its manifest (which records the source, its parameters and the
+    creation time).  Stored in checkpoints and evaluation records, so a resumed
+    run or a score is never silently computed against other data."""
+    try:
+        digest = hashlib.sha256((ds.path / MANIFEST).read_bytes()).hexdigest()[:16]
+    except OSError:
+        digest = ""
+    return {"count": len(ds), "shape": list(ds.shape), "manifest_sha256": digest}
+
+
+def describe_fingerprint(fp: dict[str, Any]) -> str:
+    h, w, c = fp.get("shape", ["?", "?", "?"])
+    return f"{fp.get('count')} images {h}x{w}x{c}, manifest {fp.get('manifest_sha256')}"
+
+
+def check_target(out: str | os.PathLike[str], existing: str = "refuse", flag: str = "--out") -> ImageDataset | None:
+    """Refuse (UsageError naming ``flag``) to write over a dataset unless
+    ``existing`` says overwrite or append; returns the dataset found there
+    (for append), else None.  Call it before any slow work."""
+    if existing not in EXISTING:
+        raise UsageError(f"existing: expected one of {', '.join(EXISTING)}, got {existing!r}")
+    root = Path(out)
+    if not (root / MANIFEST).is_file() or existing == "overwrite":
+        return None  # nothing there (append then starts a new dataset), or it is to be replaced
+    try:
+        found = load_dataset(root)
+    except UsageError:
+        found = None
+    what = f"{len(found)} images {found.height}x{found.width}x{found.channels} from {found.manifest.get('source', '?')}" \
+        if found is not None else "an unreadable dataset"
+    if existing == "refuse":
+        extra = "" if flag != "--out" else ", --append to add to it"
+        raise UsageError(f"{flag}: {root} already holds a dataset ({what}); pass --overwrite to replace it{extra}, "
+                         "or choose another folder")
+    if found is None:
+        raise UsageError(f"{flag}: {root} holds a dataset that cannot be read, so nothing can be appended to it; "
+                         "pass --overwrite to replace it")
+    return found
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     # not mkstemp: its 0600 mode would make the manifest unreadable to others
     tmp = str(path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
@@ -201,6 +248,7 @@ class DatasetWriter:
     skipped: list[dict[str, str]] = field(default_factory=list)
     count: int = 0
     classes: list[str] | None = None  # class names in index order; None: unlabelled
+    existing: str = "refuse"  # a dataset already in ``out``: refuse, overwrite or append
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -211,9 +259,20 @@ class DatasetWriter:
             if not self.classes or any(not c for c in self.classes) or len(set(self.classes)) != len(self.classes):
                 raise UsageError(f"classes must be distinct non-empty names, got {self.classes}")
         self._labels: list[np.ndarray] = []
+        self._before = check_target(self.out, self.existing)
+        if self._before is not None and self._before.shape != (self.height, self.width, self.channels):
+            h, w, c = self._before.shape
+            raise UsageError(f"--append: {self.out} holds {h}x{w}x{c} images, these are "
+                             f"{self.height}x{self.width}x{self.channels}; use the same --size/--grayscale or another --out")
+        if self._before is not None and (self.classes is not None or self._before.labels is not None):
+            raise UsageError(f"--append: {self.out} or the new images are labelled; appending labelled "
+                             "datasets is not supported: write a new dataset or pass --overwrite")
         self.out.mkdir(parents=True, exist_ok=True)
         fd, self._scratch = tempfile.mkstemp(dir=self.out, prefix=".images.", suffix=".raw")
         self._file = os.fdopen(fd, "wb")
+        if self._before is not None:  # the old images first, then the new ones
+            for start in range(0, len(self._before), 4096):
+                self.add(np.asarray(self._before.images[start : start + 4096]))
 
     def __enter__(self) -> "DatasetWriter":
         return self
@@ -303,8 +362,32 @@ class DatasetWriter:
             os.unlink(self.out / LABELS)  # left by a labelled dataset this one replaces
         if extra:
             manifest.update(extra)
+        if self._before is not None:
+            manifest = _appended(self._before.manifest, manifest)
         _atomic_write_text(self.out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         return self.out
+
+
+def _appended(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of an appended dataset: the new part's fields, lists (skipped
+    inputs, file names) and counts carried on from the old one, and ``parts``
+    saying where each range of images came from."""
+    merged = dict(now)
+    old_count = int(before.get("count", 0))
+    parts = before.get("parts") or [{"source": before.get("source"), "params": before.get("params"),
+                                     "count": old_count, "created": before.get("created")}]
+    merged["parts"] = [*parts, {"source": now["source"], "params": now["params"],
+                                "count": now["count"] - old_count, "created": now["created"]}]
+    for key, old in before.items():
+        new = merged.get(key)
+        if key in ("count", "height", "width", "channels", "parts") or new is None:
+            continue
+        if isinstance(old, list) and isinstance(new, list):
+            merged[key] = old + new
+        elif isinstance(old, int) and isinstance(new, int) and not isinstance(old, bool):
+            merged[key] = old + new
+    merged["skipped_count"] = len(merged.get("skipped", []))
+    return merged
 
 
 def write_dataset(
@@ -315,9 +398,11 @@ def write_dataset(
     skipped: list[dict[str, str]] | None = None,
     labels: np.ndarray | None = None,
     classes: Sequence[str] | None = None,
+    existing: str = "overwrite",
 ) -> ImageDataset:
     """Write a whole (N, H, W, C) uint8 array as a dataset (tests, small sets);
-    ``labels`` (N,) class indices into ``classes`` make it labelled."""
+    ``labels`` (N,) class indices into ``classes`` make it labelled.  Like
+    ``numpy.save`` it replaces what is there unless ``existing`` says otherwise."""
     arr = np.asarray(images)
     if arr.ndim == 3:
         arr = arr[..., None]
@@ -325,7 +410,7 @@ def write_dataset(
         raise ValueError("labels and classes come together")
     names = list(classes) if classes is not None else None
     with DatasetWriter(Path(out), arr.shape[1], arr.shape[2], arr.shape[3], source, dict(params or {}),
-                       classes=names) as w:
+                       classes=names, existing=existing) as w:
         w.add(arr, None if labels is None else np.asarray(labels).reshape(-1))
         for item in skipped or []:
             w.skip(item["input"], item["reason"])

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from gankit.data.dataset import ImageDataset
+from gankit.data.dataset import ImageDataset, check_target
 from gankit.data.fetch_table import FetchResult, label_conflicts, read_urls, write_report
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
 from gankit.errors import UsageError
@@ -214,14 +214,17 @@ def fetch_csv(
     dataset_out: str | os.PathLike[str] | None = None,
     progress: bool = True,
     label_column: str | None = None,
+    existing: str = "refuse",
 ) -> FetchSummary:
     """Download every URL in ``column`` of ``csv_path`` into ``out/images``.
 
     Writes ``out/fetch_report.csv``; with ``to_dataset`` also imports the
     images (``import_folder``) into ``dataset_out`` (default: ``out`` without a
     trailing ``-raw``, so ``data/cards-raw`` gives ``data/cards``; ``out/dataset``
-    when there is no such suffix).  ``label_column`` labels the rows (and the
-    dataset's images) by that column's values.
+    when there is no such suffix); a dataset already there is refused unless
+    ``existing`` is "overwrite" or "append".  ``out/images`` itself is a
+    download cache: a re-run reuses it.  ``label_column`` labels the rows (and
+    the dataset's images) by that column's values.
     """
     for flag, ok in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
                      "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
@@ -234,6 +237,8 @@ def fetch_csv(
     # every label a well-formed row gives is a class, even if all its downloads fail
     classes = sorted({r.label for r in rows if r.status == "pending"}) if labelled else []
     root = Path(out)
+    if to_dataset:  # refuse before downloading anything
+        check_target(dataset_out or default_dataset_out(root), existing, "--dataset-out")
     images = root / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
     present: dict[str, str] = {}
@@ -288,7 +293,7 @@ def fetch_csv(
     )
     if to_dataset:
         target = dataset_out or default_dataset_out(root)
-        kw = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress)
+        kw = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress, existing=existing)
         if labelled:
             summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
         else:

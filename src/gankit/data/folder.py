@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from gankit.data.dataset import DatasetWriter, ImageDataset, load_dataset
+from gankit.data.dataset import DatasetWriter, ImageDataset, check_target, load_dataset
 from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image_array, parse_color, parse_size
 from gankit.errors import UsageError
 
@@ -78,12 +78,15 @@ def import_folder(
     workers: int = 4,
     progress: bool = True,
     labels: str = "none",
+    existing: str = "refuse",
 ) -> ImageDataset:
     """Import every image under ``src`` into the dataset folder ``out``.
 
     Skipped files (with reasons) are in ``manifest["skipped"]``; the dataset
     is written even when nothing was usable, so the reasons can be read.
-    ``labels="subdirs"`` makes the first-level sub-folders the classes.
+    ``labels="subdirs"`` makes the first-level sub-folders the classes.  A
+    dataset already in ``out`` is refused unless ``existing`` is "overwrite" or
+    "append".
     """
     root = Path(src)
     if not root.is_dir():
@@ -95,7 +98,7 @@ def import_folder(
         raise UsageError(f"SRC: no files under {root}")
     if labels == "none":
         return import_files(root, files, size, out, fit=fit, background=background, grayscale=grayscale,
-                            dedupe=dedupe, resize=resize, workers=workers, progress=progress)
+                            dedupe=dedupe, resize=resize, workers=workers, progress=progress, existing=existing)
     parts = [f.relative_to(root).parts for f in files]
     classes = sorted({p[0] for p in parts if len(p) > 1})
     if not classes:
@@ -103,7 +106,8 @@ def import_folder(
     index = {name: i for i, name in enumerate(classes)}
     return import_files(root, files, size, out, fit=fit, background=background, grayscale=grayscale,
                         dedupe=dedupe, resize=resize, workers=workers, progress=progress, classes=classes,
-                        labels=[index[p[0]] if len(p) > 1 else None for p in parts], label_mode=labels)
+                        labels=[index[p[0]] if len(p) > 1 else None for p in parts], label_mode=labels,
+                        existing=existing)
 
 
 def import_files(
@@ -122,6 +126,7 @@ def import_files(
     labels: Sequence[int | None] | None = None,
     label_mode: str = "none",
     skipped: Sequence[tuple[str, str]] = (),
+    existing: str = "refuse",
 ) -> ImageDataset:
     """Import ``files`` (under ``root``, in the given order) into ``out``.
 
@@ -137,6 +142,7 @@ def import_files(
     bg = parse_color(background)
     if (classes is None) != (labels is None) or (labels is not None and len(labels) != len(files)):
         raise ValueError("classes and one label per file come together")
+    check_target(out, existing)  # before any file is decoded
     params = {"src": str(root), "size": list(hw), "fit": fit, "background": background,
               "grayscale": grayscale, "dedupe": dedupe, "resize": resize, "labels": label_mode}
     from tqdm import tqdm
@@ -145,7 +151,8 @@ def import_files(
     seen: dict[str, str] = {}
     channels = 1 if grayscale else 3
     names = list(classes) if classes is not None else None
-    with DatasetWriter(Path(out), hw[0], hw[1], channels, "folder", params, classes=names) as writer, \
+    with DatasetWriter(Path(out), hw[0], hw[1], channels, "folder", params, classes=names,
+                       existing=existing) as writer, \
             ThreadPoolExecutor(max(1, workers)) as pool, \
             tqdm(total=len(files), unit="file", file=sys.stderr, disable=not progress) as bar:
         for name, reason in skipped:

@@ -117,6 +117,15 @@ def _fake_set(args: argparse.Namespace, channels: int, device: Any) -> tuple[Any
                                                             "ema": not args.no_ema}
 
 
+def _trained_on(source: dict[str, Any]) -> dict[str, Any] | None:
+    """The dataset fingerprint stored in the evaluated checkpoint (None for older ones)."""
+    if "checkpoint" not in source:
+        return None
+    from gankit.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(Path(source["checkpoint"])).get("data") or None
+
+
 def _table(values: dict[str, float]) -> str:
     return "\n".join(f"  {name:<10} {value:>12.6g}" for name, value in values.items())
 
@@ -146,6 +155,15 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(real, fake, metrics, extractor, num_real=args.num, batch=args.batch, seed=args.seed)
     record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    trained_on = _trained_on(source)
+    if trained_on is not None:
+        record["trained_on"] = trained_on
+        if any(trained_on.get(k) != result.real_fingerprint.get(k) for k in ("count", "shape", "manifest_sha256")):
+            from gankit.data.dataset import describe_fingerprint
+
+            print(f"gankit eval: WARNING: the run trained on {trained_on.get('path')} ({describe_fingerprint(trained_on)}); "
+                  f"this score is against {real.path} ({describe_fingerprint(result.real_fingerprint)})",
+                  file=sys.stderr, flush=True)
     out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if args.run else None)
     if out is not None and not args.out and _is_generator_file(args.run):
         out = Path(args.run).with_suffix(".eval.json")  # beside the file, not inside it

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gankit.data.dataset import ImageDataset
+from gankit.data.dataset import ImageDataset, fingerprint
 from gankit.errors import UsageError
 from gankit.metrics.fid import fid
 from gankit.metrics.kid import kid, subset_size_for
@@ -201,6 +201,7 @@ class EvalResult:
     real_from_cache: bool
     seconds: float
     kid_subset_size: int | None = None
+    real_fingerprint: dict[str, Any] | None = None  # which real data the score is against (count, shape, manifest hash)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,4 +226,5 @@ def evaluate(real: ImageDataset, fake: ImageSet, metrics: list[str], extractor: 
         num_real=int(len(real_feats)), num_fake=int(len(fake_feats)), resolution=list(fake.resolution),
         real_from_cache=cached, seconds=round(time.perf_counter() - start, 3),
         kid_subset_size=subset_size_for(min(len(real_feats), len(fake_feats))) if "kid" in metrics else None,
+        real_fingerprint=fingerprint(real),
     )

@@ -255,6 +255,25 @@ class HealthChecker:
             remedy={"lr_d": lr_d / 2} if d_wins else {},
         )
 
+    # ------------------------------------------------------------ resume
+    def state_dict(self) -> dict:
+        """The checker's memory (history, counters, latches) as plain values, stored
+        in checkpoints so a resumed run judges and reminds as an unbroken one would."""
+        latches = {k: [l.active, l.since_fire, l.absent] for k, l in self.latches.items()}
+        latches["mode_collapse"] = [self.collapse_latch.active, self.collapse_latch.since_fire, self.collapse_latch.absent]
+        return {"history": [dict(r) for r in self.history], "seen": self.seen, "last_finite": self.last_finite,
+                "lr": dict(self.lr), "latches": latches}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = [dict(r) for r in state.get("history", [])]
+        self.seen = int(state.get("seen", 0))
+        self.last_finite = bool(state.get("last_finite", True))
+        self.lr.update({k: float(v) for k, v in state.get("lr", {}).items()})
+        for kind, (active, since_fire, absent) in state.get("latches", {}).items():
+            latch = self.collapse_latch if kind == "mode_collapse" else self.latches.get(kind)
+            if latch is not None:
+                latch.active, latch.since_fire, latch.absent = bool(active), int(since_fire), int(absent)
+
     # ------------------------------------------------------------ diversity
     def diversity_event(self, fake_div: float, real_div: float, step: int, kimg: float,
                         fake_contrast: float | None = None, real_contrast: float | None = None) -> HealthEvent | None:

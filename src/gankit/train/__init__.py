@@ -17,11 +17,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class _CallablePackage(types.ModuleType):
-    def __call__(self, config: "TrainConfig", resume: str | Path | None = None) -> Path:
+    def __call__(self, config: "TrainConfig | None" = None, resume: str | Path | None = None, **kw: bool) -> Path:
         """Train to the config's budget; returns the run directory (see loop.train)."""
         from gankit.train.loop import train
 
-        return train(config, resume=resume)
+        return train(config, resume=resume, **kw)
 
 
 sys.modules[__name__].__class__ = _CallablePackage

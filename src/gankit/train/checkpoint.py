@@ -8,7 +8,10 @@ every RNG state, the resolved config and the gankit version.
 Writing goes to a temporary file in the same folder, is flushed to disk, then
 renamed over the final name: a crash leaves either the old set of checkpoints
 or the new one, never a half-written file.  Older checkpoints are deleted only
-after the new one is in place.
+after the new one is in place, and so are the temporary files that a process
+killed mid-write (kill -9, power loss) left behind.  A write that fails for
+lack of space or permission raises a one-line `EnvironmentProblem` naming the
+file, after removing its own temporary file.
 """
 from __future__ import annotations
 
@@ -22,8 +25,10 @@ import numpy as np
 import torch
 
 from gankit.errors import UsageError
+from gankit.fsproblems import is_environment, os_error_in, problem
 
 PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
+TEMPORARY = re.compile(r"^\..+\.pt\.tmp\d*$")  # atomic_save's names: .ckpt-000000256.pt.tmp<pid>
 BEST = "best.pt"  # the state with the lowest evaluation score (see metrics/training.py)
 
 
@@ -41,10 +46,26 @@ def atomic_save(obj: Any, path: Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as err:
+        cause = os_error_in(err)  # torch reports a failed write as RuntimeError("unexpected pos ...")
+        if cause is not None and is_environment(cause):
+            raise problem(cause, path, "cannot write checkpoint") from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def remove_temporary(folder: Path) -> list[Path]:
+    """Delete temporary checkpoint files left by killed writers (call with the run locked)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    gone = [p for p in folder.iterdir() if TEMPORARY.match(p.name)]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
@@ -60,6 +81,7 @@ def save_checkpoint(state: dict[str, Any], folder: Path, images_seen: int, keep:
     for old in list_checkpoints(folder)[:-keep]:
         if old != path:
             old.unlink(missing_ok=True)
+    remove_temporary(folder)
     return path
 
 

@@ -12,11 +12,13 @@ import time
 
 import yaml
 
-from gankit.config import (BUDGET_RULE, DEFAULT_EPOCHS, TrainConfig, add_config_flags, budget_text, config_from_args,
-                            parse_size, resolve_args)
+from gankit.config import (BUDGET_RULE, DEFAULT_EPOCHS, TrainConfig, add_config_flags, apply_budget_rule, budget_text,
+                            config_from_args, parse_size, resolve_args)
 from gankit.errors import UsageError
 
-RESUME_HELP = "continue a run: its directory, a checkpoint file, or 'latest' (newest run under --out)"
+RESUME_HELP = ("continue a run: its directory, its name under --out, a checkpoint file, or 'latest' (the most "
+               "recently active run under --out); flags given with it change only the budget, rates, logging and "
+               "hardware (each change is logged)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, metavar="FILE.yaml",
                    help="values from a YAML file with the keys of a run's config.yaml (a run's own config.yaml works); flags override it")
     p.add_argument("--resume", default=None, help=RESUME_HELP)
+    p.add_argument("--restart", action="store_true",
+                   help="start the run given by --resume or --name over from scratch in its folder (deletes its checkpoints)")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="with --resume: continue on a dataset other than the one the run trained on")
     p.add_argument("--dry-run", action="store_true",
                    help="check the dataset (it opens, its size, the batch) and print every resolved value, then exit")
     p.add_argument("--benchmark", action="store_true", help="measure steps/s and images/s for this config and exit")
@@ -74,36 +80,41 @@ class PresetHelp(argparse.Action):
         parser.exit()
 
 
-def _resolve_resume(args: argparse.Namespace) -> tuple[TrainConfig, str]:
-    from pathlib import Path
+def _resolve_resume(args: argparse.Namespace) -> tuple[TrainConfig, str, list[str]]:
+    """The run to continue and its config: the checkpoint's (learning rates after
+    roll-backs included) with the flags given now on top; the Trainer then
+    refuses the changes a resume cannot make and logs the others."""
+    from gankit.train.resume import checkpoint_to_resume, find_run, resume_config, run_dir_of
 
-    from gankit.train.rundir import NUMBERED
-
-    target = args.resume
-    if target == "latest":
-        out = Path(args.out or "runs")
-        runs = sorted(p for p in out.iterdir() if NUMBERED.match(p.name)) if out.is_dir() else []
-        if not runs:
-            raise UsageError(f"--resume: no runs under {out}")
-        target = str(runs[-1])
-    path = Path(target)
-    run_dir = path.parent.parent if path.is_file() else path
-    cfg_file = run_dir / "config.yaml"
-    if not cfg_file.is_file():
-        raise UsageError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
-    saved = yaml.safe_load(cfg_file.read_text())
-    cfg = TrainConfig.from_dict(saved)
-    overrides = {k: v for k, v in vars(args).items() if k in cfg.to_dict() and v is not None and k != "preset"}
-    cfg = cfg.replace(**overrides)
+    if args.name:
+        raise UsageError("--name: not with --resume (the run keeps its folder); use --resume NAME")
+    path = find_run(args.resume, args.out or "runs")
+    run_dir = run_dir_of(path)
+    if args.restart or checkpoint_to_resume(path) is None:
+        cfg_file = run_dir / "config.yaml"
+        if not cfg_file.is_file():
+            raise UsageError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
+        base = TrainConfig.from_dict(yaml.safe_load(cfg_file.read_text()) or {})
+    else:
+        base = resume_config(path)
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in base.to_dict() and v is not None and k not in ("preset", "out", "name")}
+    values = base.to_dict()
+    notes = apply_budget_rule(values, overrides, "run's config")  # --kimg alone replaces the saved epochs too
+    cfg = TrainConfig.from_dict(values).replace(**overrides, out=str(run_dir.parent), name=run_dir.name)
     cfg.validate()
-    return cfg, str(path)
+    return cfg, str(path), notes
 
 
 def run_train(args: argparse.Namespace) -> int:
     notes: list[str] = []
     if args.resume:
-        cfg, resume = _resolve_resume(args)
+        cfg, resume, notes = _resolve_resume(args)
     else:
+        if args.allow_data_change:
+            raise UsageError("--allow-data-change: only with --resume")
+        if args.restart and not args.name:
+            raise UsageError("--restart: give the run to start over with --resume RUN or --name NAME")
         (cfg, notes), resume = resolve_args(args), None
     if args.dry_run:
         return dry_run(cfg, notes)
@@ -111,8 +122,13 @@ def run_train(args: argparse.Namespace) -> int:
     if args.benchmark:
         return _bench(cfg, warmup=5, iters=20)
     from gankit.train.loop import train
+    from gankit.train.signals import Interrupted
 
-    train(cfg, resume=resume)
+    try:
+        train(cfg, resume=resume, restart=args.restart, allow_data_change=args.allow_data_change)
+    except Interrupted as stop:
+        print(f"gankit train: {stop.message or 'interrupted'}", file=sys.stderr, flush=True)
+        return stop.exit_code
     return 0
 
 

@@ -25,15 +25,19 @@ from torch import nn
 
 from gankit import __version__
 from gankit.config import DEFAULT_EPOCHS, TrainConfig, parse_size
-from gankit.data.dataset import load_dataset
-from gankit.errors import TrainingFailed, UsageError
+from gankit.data.dataset import fingerprint, load_dataset
+from gankit.errors import EnvironmentProblem, TrainingFailed, UsageError
+from gankit.fsproblems import is_environment, os_error_in, problem
 from gankit.losses import build_loss
 from gankit.models import build_discriminator, config_generator
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.batches import BatchSource
 from gankit.train.ema import EMA
-from gankit.train.rundir import make_run_dir, write_config
+from gankit.train.lock import RunLock
+from gankit.train.rundir import check_name
+from gankit.train.session import RunSession
+from gankit.train.signals import GracefulStop, Interrupted
 
 MAX_RETRIES = 3  # roll-backs after non-finite values before giving up
 
@@ -92,10 +96,23 @@ class Counters:
     next_snapshot_kimg: float = 0.0
 
 
-class Trainer:
-    """Holds models, optimisers and counters; ``run()`` trains to the budget."""
+class Trainer(RunSession):
+    """Holds models, optimisers and counters; ``run()`` trains to the budget.
 
-    def __init__(self, config: TrainConfig, resume: str | Path | None = None):
+    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file;
+    ``config`` may then be None (the checkpoint's own).  ``restart`` starts the
+    run over in place; ``allow_data_change`` lets a resume continue on another
+    dataset.  Nothing is written until the data and config have been checked,
+    and a start that fails leaves no run directory behind."""
+
+    def __init__(self, config: TrainConfig | None = None, resume: str | Path | None = None, *,
+                 restart: bool = False, allow_data_change: bool = False):
+        if config is None:
+            if resume is None:
+                raise UsageError("config: give a TrainConfig, or resume= a run to continue")
+            from gankit.train.resume import resume_config
+
+            config = resume_config(resume)
         self.cfg = config
         self.dist = dist_util.init(config.device)
         self.rank0 = self.dist.rank == 0
@@ -110,8 +127,14 @@ class Trainer:
             raise UsageError("--precision: fp16 needs a CUDA device; use bf16 on the CPU")
         if not config.data:
             raise UsageError("--data: no dataset given (make one with `gankit data atari ...`)")
+        if config.name:
+            check_name(config.name)
         per_rank_batch = dist_util.per_rank_batch(config.batch, self.dist)
         self.dataset = load_dataset(config.data)
+        if per_rank_batch * self.dist.world > len(self.dataset):
+            raise UsageError(f"--batch: {config.batch} is larger than the dataset ({len(self.dataset)} images in "
+                             f"{config.data}); use --batch {len(self.dataset) // self.dist.world * self.dist.world} "
+                             "or less, or a bigger dataset")
         H, W = parse_size(config.resolution, "resolution") if config.resolution else (self.dataset.height, self.dataset.width)
         self.shape = (self.dataset.channels, H, W)
         self._seed_everything(config.seed + self.dist.rank)
@@ -122,21 +145,22 @@ class Trainer:
         # the global batch (see _sample_z): N ranks then compute what one process would.
         self.z_gen = torch.Generator(device=self.device).manual_seed(config.seed + 555)
         self.before_step: Callable[["Trainer"], None] | None = None  # test hook: runs before each iteration
-        self.best: dict[str, Any] = {}  # metric, score, kimg of the state in checkpoints/best.pt
-        self.resumed = resume is not None
-        if resume:
-            resume = Path(resume)
-            self.run_dir = resume.parent.parent if resume.is_file() else resume  # run/checkpoints/ckpt-*.pt
-            state = ckpt.load_checkpoint(self._resume_file(resume), map_location=self.device)
-            self.load_state(state)
-        else:
-            self.run_dir = make_run_dir(config, self.dist)
-        if self.rank0:
-            write_config(self.run_dir, self.cfg, self.shape)
-        self.ckpt_dir = self.run_dir / "checkpoints"
         self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
                                    channels_last=config.channels_last)
+        self.best: dict[str, Any] = {}  # metric, score, kimg of the state in checkpoints/best.pt (kept on resume)
+        self.resumed = False
+        self.lock = RunLock(".", "--resume")  # replaced by the run directory's lock below
+        self.notes: list[tuple[str, dict[str, float]]] = []  # changes made on resume, logged once run() starts
+        self._health_state: dict[str, Any] | None = None  # the health monitor's memory, for run()
+        self._created = False  # this process made the run directory (removed again if the start fails)
+        self._fresh = True  # no checkpoint written or loaded yet
+        try:
+            self._open_run_dir(resume, restart, allow_data_change)
+        except BaseException:
+            self._undo_start()
+            raise
+        self.ckpt_dir = self.run_dir / "checkpoints"
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -182,14 +206,6 @@ class Trainer:
             self.D_train = self.D_g if self.D_train is self.D else torch.compile(self.D_train)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
 
-    def _resume_file(self, run_dir: Path) -> Path:
-        if run_dir.is_file():
-            return run_dir
-        found = ckpt.latest_checkpoint(run_dir / "checkpoints")
-        if found is None:
-            raise UsageError(f"--resume: no checkpoint in {run_dir}/checkpoints")
-        return found
-
     # ----------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
         return {
@@ -208,7 +224,13 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "shape": list(self.shape),
             "gankit_version": __version__,
+            "health": self._health_memory(),
+            "data": {"path": str(self.cfg.data), **fingerprint(self.dataset)},
         }
+
+    def _health_memory(self) -> dict[str, Any] | None:
+        monitor = getattr(self, "monitor", None)
+        return monitor.checker.state_dict() if monitor is not None else self._health_state
 
     def load_state(self, state: dict[str, Any]) -> None:
         if list(state.get("shape", [])) != list(self.shape):
@@ -226,14 +248,15 @@ class Trainer:
             self.ada.load_state_dict(state["ada"])
         self.counters = Counters(**state["counters"])
         self.fixed_z = state["fixed_z"]
-        self.best = dict(state.get("best", {}))
+        self.best = dict(state.get("best") or {})
         if self.dist.world == 1 and state.get("world", 1) == 1:
             ckpt.set_rng_state(state["rng"])
         else:  # rank 0's RNG state alone was saved: give every rank its own stream again
             self._seed_everything(self.cfg.seed + self.dist.rank + 1009 * self.counters.d_steps)
         if "z_rng" in state:
             self.z_gen.set_state(state["z_rng"])
-        self._set_lr(self.cfg.lr_g, self.cfg.lr_d)
+        # the rates the checkpoint trained with (roll-backs and remedies change them)
+        self._set_lr(self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"])
 
     def save(self) -> Path | None:
         if not ckpt.all_finite(self.G, self.D, self.ema.model):
@@ -243,6 +266,8 @@ class Trainer:
             state = self.state()
             state["world"] = self.dist.world
             path = ckpt.save_checkpoint(state, self.ckpt_dir, self.counters.images_seen, self.cfg.keep)
+            self._fresh = False
+            self._write_config()  # config.yaml says what the checkpoint trains with (rates after roll-backs)
         dist_util.barrier(self.dist)
         return path
 
@@ -374,6 +399,8 @@ class Trainer:
 
     def _limit_reached(self) -> tuple[str, float] | None:
         cfg, c = self.cfg, self.counters
+        if self.stop_requested():
+            return True
         if self.total_epochs and c.epoch > self.total_epochs:
             return "epochs", self.total_epochs
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
@@ -406,49 +433,50 @@ class Trainer:
         return f"{text}, {_clock(left)} left" if math.isfinite(left) else text
 
     def run(self) -> Path:
-        from gankit.monitor import RunMonitor
-
-        cfg = self.cfg
+        """Train to the budget.  SIGTERM/SIGINT: finish the step, checkpoint, raise `Interrupted`."""
         self._t0 = time.time()
-        resumed = self.resumed
-        self.monitor = RunMonitor(self.run_dir, cfg, resume=resumed) if self.rank0 else None
-        self.evaluator = self._make_evaluator()
-        self.preview = self.batches.preview(cfg.num_samples)
-        self.log_file = open(self.run_dir / "log.txt", "a") if self.rank0 else None
-        self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
-                  f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
-                  f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
-        if not resumed:
-            self.save()  # a known-good state to roll back to
-        status = "finished"
-        try:
-            while not self.budget_done():
-                try:
-                    self._run_epoch()
-                except FloatingPointError as err:
-                    self._roll_back(str(err))
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except TrainingFailed:
-            status = "failed"
-            raise
-        finally:
-            self.counters.elapsed = self.elapsed()
-            self._t0 = time.time()
-            if status == "finished":
-                if self.counters.iter > 0:  # stopped mid-epoch (--minutes, --kimg): show where it got to
+        self._stop, self._stopping = GracefulStop(), False
+        self.monitor, self.log_file = None, None
+        status = "failed"
+        with self._stop:  # also while reporting: a second signal during the report stops at once, cleanly
+            try:
+                self._start_outputs()
+                if not self.resumed:
+                    self.save()  # a known-good state to roll back to
+                while not self.budget_done():
+                    try:
+                        self._run_epoch()
+                    except FloatingPointError as err:
+                        self._roll_back(str(err))
+                status = "interrupted" if self._stopping else "finished"
+                self.counters.elapsed = self.elapsed()
+                self._t0 = time.time()
+                if self.counters.iter > 0:  # stopped mid-epoch (signal, --minutes, --kimg): show where it got to
                     self._snapshot()
                 ev = self.evaluator  # once a run has evaluated, its final state competes for best.pt too
-                if ev is not None and ev.evaluations and ev.last_kimg != self.counters.images_seen / 1000:
-                    self._evaluate()
+                if status == "finished" and ev is not None and ev.evaluations and \
+                        ev.last_kimg != self.counters.images_seen / 1000:
+                    self._evaluate()  # (not after a signal: a preemption's grace period is short)
                 self.save()
-            if self.monitor is not None:
-                verdict = self.monitor.close(status)
-                self._say(verdict)
-            if self.log_file is not None:
-                self.log_file.close()
-            dist_util.shutdown(self.dist)
+                if status == "interrupted":
+                    self._say(self._stopped_message())
+            except Interrupted as err:
+                status = "aborted" if err.aborted else "interrupted"
+                raise
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            except OSError as err:
+                cause = os_error_in(err)
+                if cause is None or not is_environment(cause):
+                    raise
+                raise self._with_hint(problem(cause, cause.filename or self.run_dir, "cannot write to")) from None
+            except EnvironmentProblem as err:
+                raise self._with_hint(err) from None
+            finally:
+                self._close(status)
+        if status == "interrupted":
+            raise Interrupted(self._stop.signum or 2, self._stopped_message())
         best = self.ckpt_dir / ckpt.BEST
         if best.is_file() and self.best:
             b = self.best
@@ -646,9 +674,12 @@ def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
                 file=sys.stderr, dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
 
-def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
+def train(config: TrainConfig | None = None, resume: str | Path | None = None, *, restart: bool = False,
+          allow_data_change: bool = False) -> Path:
     """Train to the config's budget; returns the run directory.
 
-    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file.
+    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file;
+    with it ``config`` may be None (the checkpoint's own config).  See `Trainer`.
+    SIGTERM/SIGINT end with `gankit.train.signals.Interrupted` after a checkpoint.
     """
-    return Trainer(config, resume=resume).run()
+    return Trainer(config, resume=resume, restart=restart, allow_data_change=allow_data_change).run()
