@@ -69,7 +69,7 @@ def test_failed_write_keeps_the_previous_labelled_dataset(tmp_path):
     write_dataset(tmp_path / "d", _coloured(4, (1, 2, 3)), "t", labels=np.array([0, 1, 0, 1]), classes=["a", "b"])
     before = {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()}
     with pytest.raises(RuntimeError):
-        with DatasetWriter(tmp_path / "d", 8, 8, 3, "t", classes=["x"]) as w:
+        with DatasetWriter(tmp_path / "d", 8, 8, 3, "t", classes=["x"], existing="overwrite") as w:
             w.add(_coloured(2, (5, 5, 5)), 0)
             raise RuntimeError("interrupted")
     assert {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()} == before

@@ -347,7 +347,7 @@ def test_failed_starts_leave_nothing(data, tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(["train", *_common(data, out), "--batch", "128", "--epochs", "1"]) == 2
     line = _error_line(capsys.readouterr().err)
-    assert line.startswith("gankit train: error: --batch: 128 is larger than the dataset (64 images"), line
+    assert line.startswith("gankit train: error: --batch: 128 is") and "64 images" in line, line
     broken = tmp_path / "broken"
     shutil.copytree(data, broken)
     (broken / "images.npy").write_bytes(b"not numpy")
@@ -501,7 +501,7 @@ def test_read_only_out_is_one_line_for_train_and_data(data, tmp_path):
     cmd = _gankit("data", "folder", str(src), "--size", "16", "--out", str(mnt / "d"), "--quiet")
     done = _in_mount(tmp_path, "size=1m", f"mount -o remount,ro {mnt} && {cmd}")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert _error_line(done.stderr) == f"gankit data: error: cannot write {mnt}/d: the file system is read-only; use a writable folder"
+    assert _error_line(done.stderr) == f"gankit data folder: error: cannot write {mnt}/d: the file system is read-only; use a writable folder"
 
 
 def test_unwritable_out_and_run_dir_are_one_line(data, run1, tmp_path):
@@ -546,7 +546,7 @@ def test_data_commands_refuse_to_overwrite_a_dataset(tmp_path):
         done = gankit(*argv)
         assert done.returncode == 2, done.stderr
         line = _error_line(done.stderr)
-        assert line.startswith(f"gankit data: error: --out: {existing.path} already holds a dataset (30 images "
+        assert line.startswith(f"gankit data {argv[0]}: error: --out: {existing.path} already holds a dataset (30 images "
                                "16x16x3 from atari); pass --overwrite"), line
     assert (existing.path / "manifest.json").read_bytes() == before and len(load_dataset(existing.path)) == 30
     assert gankit("folder", str(src), "--size", "16", "--out", str(existing.path), "--append", "--quiet").returncode == 0

@@ -388,7 +388,10 @@ class Trainer(RunSession):
 
     def budget_done(self) -> bool:
         """True once a limit of the budget is reached; the limit is kept in
-        ``stop_reason`` and told to the monitor (summary.json, the end line)."""
+        ``stop_reason`` and told to the monitor (summary.json, the end line).
+        A signal also ends the loop, but it is no limit: the run is interrupted."""
+        if self.stop_requested():
+            return True
         reached = self._limit_reached()
         if reached is not None:
             self.stop_reason = reached
@@ -399,8 +402,6 @@ class Trainer(RunSession):
 
     def _limit_reached(self) -> tuple[str, float] | None:
         cfg, c = self.cfg, self.counters
-        if self.stop_requested():
-            return True
         if self.total_epochs and c.epoch > self.total_epochs:
             return "epochs", self.total_epochs
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
