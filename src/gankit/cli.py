@@ -11,7 +11,7 @@ parsing or a command found it later: one line ``gankit <command>: error: ...``
 and one ``hint:`` line, no usage dump and no traceback (``--debug`` or
 ``GANKIT_DEBUG=1`` shows the traceback).  Exit statuses: 0 success, 1 training
 failed or the machine stopped it (`EnvironmentProblem`: disk full, read-only
-folder, locked run), 2 bad flag or input (argparse's own convention, which
+folder), 2 bad flag or input (a run locked by another writer too) (argparse's own convention, which
 `UsageError` follows).
 """
 from __future__ import annotations
