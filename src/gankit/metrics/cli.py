@@ -119,8 +119,8 @@ def _fake_set(args: argparse.Namespace, channels: int, device: Any) -> tuple[Any
 
 def _trained_on(source: dict[str, Any]) -> dict[str, Any] | None:
     """The dataset fingerprint stored in the evaluated checkpoint (None for older ones)."""
-    if "checkpoint" not in source:
-        return None
+    if "checkpoint" not in source or _is_generator_file(source["checkpoint"]):
+        return None  # an exported generator file carries no fingerprint
     from gankit.train.checkpoint import load_checkpoint
 
     return load_checkpoint(Path(source["checkpoint"])).get("data") or None
