@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -198,26 +198,13 @@ def check_target(out: str | os.PathLike[str], existing: str = "refuse", flag: st
     return found
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    # not mkstemp: its 0600 mode would make the manifest unreadable to others
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    try:
-        with open(tmp, "x") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_npy(path: Path, array: np.ndarray) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a temporary file beside ``path``, fsync, rename over it.
+    Not mkstemp: its 0600 mode would make the files unreadable to others."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
     try:
         with open(tmp, "xb") as f:
-            np.save(f, array)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -357,14 +344,14 @@ class DatasetWriter:
             labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
             manifest["classes"] = self.classes
             manifest["class_counts"] = [int(n) for n in np.bincount(labels, minlength=len(self.classes))]
-            _atomic_write_npy(self.out / LABELS, labels)
+            _atomic_write(self.out / LABELS, lambda f: np.save(f, labels))
         elif (self.out / LABELS).exists():
             os.unlink(self.out / LABELS)  # left by a labelled dataset this one replaces
         if extra:
             manifest.update(extra)
         if self._before is not None:
             manifest = _appended(self._before.manifest, manifest)
-        _atomic_write_text(self.out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        _atomic_write(self.out / MANIFEST, lambda f: f.write((json.dumps(manifest, indent=2) + "\n").encode()))
         return self.out
 
 
