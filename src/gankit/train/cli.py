@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-import time
 
 import yaml
 
@@ -84,17 +83,19 @@ def _resolve_resume(args: argparse.Namespace) -> tuple[TrainConfig, str, list[st
     """The run to continue and its config: the checkpoint's (learning rates after
     roll-backs included) with the flags given now on top; the Trainer then
     refuses the changes a resume cannot make and logs the others."""
-    from gankit.train.resume import checkpoint_to_resume, find_run, resume_config, run_dir_of
+    from gankit.runpaths import RunDir
+    from gankit.train.resume import checkpoint_to_resume, find_run, resume_config
+    from gankit.train.rundir import read_config
 
     if args.name:
         raise UsageError("--name: not with --resume (the run keeps its folder); use --resume NAME")
     path = find_run(args.resume, args.out or "runs")
-    run_dir = run_dir_of(path)
+    run = RunDir.of(path)
+    run_dir = run.path
     if args.restart or checkpoint_to_resume(path) is None:
-        cfg_file = run_dir / "config.yaml"
-        if not cfg_file.is_file():
-            raise UsageError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
-        base = TrainConfig.from_dict(yaml.safe_load(cfg_file.read_text()) or {})
+        if not run.config.is_file():
+            raise UsageError(f"--resume: {run_dir} is not a run directory (no {run.CONFIG})")
+        base = TrainConfig.from_dict(read_config(run_dir) or {})
     else:
         base = resume_config(path)
     overrides = {k: v for k, v in vars(args).items()
@@ -160,7 +161,7 @@ def dry_run(cfg: TrainConfig, notes: list[str]) -> int:
     device = resolve_device(cfg.device)
     precision = cfg.precision
     if precision == "auto":
-        from gankit.train.loop import pick_precision
+        from gankit.train.hardware import pick_precision
 
         precision = pick_precision(precision, device)
     resolved.update(device=str(device), precision=precision, n_critic=cfg.critic_steps)
@@ -186,55 +187,29 @@ def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
     Under torchrun every rank steps and rank 0 reports; images/s counts the
     global batch, i.e. all ranks together.
     """
-    import tempfile
-
     import torch
 
-    from gankit.train import distributed as dist_util
-    from gankit.train.loop import Trainer
+    from gankit.train.parts import TrainingParts
 
     if warmup < 0 or iters < 1:
         raise UsageError("--iters: must be >= 1 (and --warmup >= 0)")
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg.replace(out=tmp, name="bench", tensorboard=False))
-        order = trainer.batches.order(1)
-        B = trainer.batches.batch
-        stats = torch.zeros(11, device=trainer.device)
-
-        def step(i: int) -> None:
-            j = i % trainer.batches.iters
-            trainer.train_step(trainer.batches.get(order[j * B:(j + 1) * B]), stats, log_now=False)
-
-        for i in range(warmup):
-            step(i)
-        _sync(trainer.device)
-        t0 = time.perf_counter()
-        for i in range(iters):
-            step(warmup + i)
-        _sync(trainer.device)
-        dt = time.perf_counter() - t0
-        dist_util.shutdown(trainer.dist)
-    if trainer.rank0:
-        c = trainer.cfg
-        where = {"cpu": f"{torch.get_num_threads()} threads", "mps": "Apple GPU"}.get(trainer.device.type) \
-            or torch.cuda.get_device_name(trainer.device)
-        print(f"device: {trainer.device} ({where}), {trainer.dist.world} process(es)  precision: {c.precision}  "
+    parts = TrainingParts(cfg.replace(tensorboard=False))
+    try:
+        dt = parts.bench(warmup, iters)
+    finally:
+        parts.close()
+    if parts.rank0:
+        c, device = parts.cfg, parts.device
+        where = {"cpu": f"{torch.get_num_threads()} threads", "mps": "Apple GPU"}.get(device.type) \
+            or torch.cuda.get_device_name(device)
+        print(f"device: {device} ({where}), {parts.dist.world} process(es)  precision: {c.precision}  "
               f"channels_last: {c.channels_last}  compile: {c.compile}")
-        print(f"model: {c.model} {trainer.shape[1]}x{trainer.shape[2]}x{trainer.shape[0]}  loss: {c.loss}  "
+        print(f"model: {c.model} {parts.shape[1]}x{parts.shape[2]}x{parts.shape[0]}  loss: {c.loss}  "
               f"batch: {c.batch}  timed: {iters} steps after {warmup} warm-up steps")
         print(f"ms/step: {1000 * dt / iters:.1f}")
         print(f"steps/s: {iters / dt:.2f}")
         print(f"images/s: {iters * c.batch / dt:.1f}")
     return 0
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 if __name__ == "__main__":  # pragma: no cover

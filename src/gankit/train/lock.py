@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 
 from gankit.errors import UsageError
+from gankit.runpaths import RunDir
 
-LOCK_FILE = ".lock"
+LOCK_FILE = RunDir.LOCK
 
 try:
     import fcntl

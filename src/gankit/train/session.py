@@ -18,6 +18,7 @@ from gankit import __version__
 from gankit.config import TrainConfig
 from gankit.errors import EnvironmentProblem, UsageError
 from gankit.fsproblems import problem
+from gankit.runpaths import RunDir
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.lock import RunLock
@@ -26,8 +27,8 @@ from gankit.train.signals import signal_name
 
 
 class RunSession:
-    """Run-directory methods of `Trainer` (they use its attributes: cfg, dist, rank0,
-    dataset, shape, counters, monitor, lock, ...)."""
+    """Run-directory methods of `Trainer` (they use its attributes, all set in
+    `Trainer.__init__`: cfg, dist, rank0, dataset, shape, state, files, monitor, lock, ...)."""
 
     def _open_run_dir(self, resume: str | Path | None, restart: bool, allow_data_change: bool) -> None:
         """Claim and lock the run directory (rank 0), then load the checkpoint to resume from."""
@@ -47,7 +48,7 @@ class RunSession:
                               (f"; removed {', '.join(removed)}" if removed else ""))
             else:
                 run, self._created = claim_run_dir(self.cfg)
-                self.run_dir = run
+                self.files = RunDir(run)
                 if restart and holds_run(run):
                     _only_runs(run, "--name")
                 self._lock(run, "--name")
@@ -57,7 +58,7 @@ class RunSession:
                                          f"--resume {run}, start it over with --restart, or pick another name")
                     removed = clear_run_dir(run)
                     self._say(f"restarting {run} from scratch in place (--restart); removed {', '.join(removed)}")
-        self.run_dir = Path(dist_util.broadcast_object(str(run) if run is not None else None, self.dist))
+        self.files = RunDir(dist_util.broadcast_object(str(run) if run is not None else None, self.dist))
         found = dist_util.broadcast_object(str(found) if found is not None else None, self.dist)
         if found is not None:
             state = ckpt.load_checkpoint(Path(found), map_location=self.device)
@@ -91,8 +92,8 @@ class RunSession:
         changes = config_changes(saved, wanted)
         data = state.get("data") or None
         moved = data_change(data, (data or {}).get("path", saved.data), self.dataset, allow_data_change)
-        self.load_state(state)  # the checkpoint's learning rates, after roll-backs and remedies ...
-        self._set_lr(wanted.lr_g, wanted.lr_d)  # ... unless the resume asked for others
+        self.state.load_state_dict(state)  # the checkpoint's learning rates, after roll-backs and remedies ...
+        self.state.set_lr(wanted.lr_g, wanted.lr_d)  # ... unless the resume asked for others
         self._health_state = state.get("health") or None
         self.resumed = True
         self._fresh = False
@@ -104,23 +105,20 @@ class RunSession:
 
     def _write_config(self) -> None:
         try:
-            write_config(self.run_dir, self.cfg, self.shape)
+            write_config(self.run_dir, self.config_now(), self.shape)
         except OSError as err:
-            raise problem(err, self.run_dir / "config.yaml", "cannot write") from None
+            raise problem(err, self.files.config, "cannot write") from None
 
     def _undo_start(self) -> None:
         """A start that failed before its first checkpoint leaves nothing behind."""
-        if self._created and self._fresh and self.rank0 and getattr(self, "run_dir", None) is not None:
+        if self._created and self._fresh and self.rank0:  # (_created: the run directory is known)
             shutil.rmtree(self.run_dir, ignore_errors=True)
         self.lock.release()
 
     def stop_requested(self) -> bool:
         """True once SIGTERM/SIGINT reached any rank (all ranks stop at the same step)."""
-        stop = getattr(self, "_stop", None)
-        if stop is None:
-            return False
         if not self._stopping:
-            self._stopping = dist_util.any_rank(stop.requested, self.dist)
+            self._stopping = dist_util.any_rank(self._stop.requested, self.dist)
         return self._stopping
 
     def _start_outputs(self) -> None:
@@ -131,19 +129,18 @@ class RunSession:
             self.monitor = RunMonitor(self.run_dir, cfg, resume=self.resumed)
             if self._health_state:
                 self.monitor.checker.load_state_dict(self._health_state)
-            self.log_file = open(self.run_dir / "log.txt", "a")
+            self.log_file = open(self.files.log, "a")
         self.evaluator = self._make_evaluator()
         if self.evaluator is not None and self.resumed:  # the next slot after where the run got to
-            kimg = self.counters.images_seen / 1000
+            kimg = self.counters.kimg
             self.evaluator.next_kimg = (math.floor(kimg / self.evaluator.every) + 1) * self.evaluator.every
-        self.preview = self.batches.preview(cfg.num_samples)
         self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
                   f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
                   f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
         for text, remedy in self.notes:
             self._say("NOTE: " + text)
             if self.monitor is not None:
-                self.monitor.event("resume_change", self.counters.step, self.counters.images_seen / 1000, text,
+                self.monitor.event("resume_change", self.counters.step, self.counters.kimg, text,
                                    remedy=remedy, applied=True)
         self.notes = []
 
@@ -197,5 +194,5 @@ def _close_progress_bars() -> None:
 
 def _only_runs(run: Path, flag: str) -> None:
     """Resume or restart only gankit runs: a restart empties the folder, and a typo must not cost files."""
-    if run.is_dir() and not (run / "config.yaml").is_file():
+    if run.is_dir() and not RunDir(run).config.is_file():
         raise UsageError(f"{flag}: {run} is not a gankit run directory (no config.yaml); nothing there was touched")
