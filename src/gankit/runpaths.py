@@ -60,7 +60,7 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def of(cls, path: str | Path) -> "RunDir":
+    def of(cls, path: str | Path) -> RunDir:
         """The run of a run directory or of a checkpoint file inside ``RUN/checkpoints``."""
         path = Path(path)
         return cls(path.parent.parent if path.is_file() else path)
@@ -170,7 +170,9 @@ class RunDir:
         if path.is_file():
             return path
         there = sorted(p.name for p in self.checkpoints.glob("*.pt"))
-        why = f" ({self.BEST} is written only by runs trained with --eval-every-kimg)" if Path(which).name == self.BEST else ""
+        why = ""
+        if Path(which).name == self.BEST:
+            why = f" ({self.BEST} is written only by runs trained with --eval-every-kimg)"
         raise UsageError(f"--checkpoint: no such checkpoint {which} in {self.checkpoints}{why}",
                          hint=f"there: {', '.join(there)}; --checkpoint last for the newest" if there else
                          "this run has no checkpoint yet")

@@ -11,8 +11,17 @@ import textwrap
 
 import yaml
 
-from gankit.config import (BUDGET_RULE, DEFAULT_EPOCHS, TrainConfig, add_config_flags, apply_budget_rule, budget_text,
-                            config_from_args, parse_size, resolve_args)
+from gankit.config import (
+    BUDGET_RULE,
+    DEFAULT_EPOCHS,
+    TrainConfig,
+    add_config_flags,
+    apply_budget_rule,
+    budget_text,
+    config_from_args,
+    parse_size,
+    resolve_args,
+)
 from gankit.errors import UsageError
 
 RESUME_HELP = ("continue a run: its directory, its name under --out, a checkpoint file, or 'latest' (the most "

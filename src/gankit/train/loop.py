@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any
 
 import torch
 
@@ -183,17 +184,6 @@ class Trainer(TrainingParts, RunSession):
         if status == "interrupted":
             self._say(self._stopped_message())
 
-    def _say_where_things_are(self) -> None:
-        samples = self.files.samples
-        if self.files.best.is_file() and self.state.best:
-            b = self.state.best
-            self._say(f"best checkpoint: {self.files.best} ({b['metric']} {b['score']:.3f} at {b['kimg']:.1f} kimg); "
-                      "`gankit sample` uses it by default")
-            self._say(f"samples: {samples} (best state: {self.files.best_samples})")
-        else:
-            self._say(f"samples: {samples}")
-        self._say(f"run directory: {self.run_dir}")
-
     def _run_epoch(self) -> None:
         cfg, c = self.cfg, self.counters
         order, iters = self.batches.order(c.epoch), self.batches.iters
@@ -245,7 +235,8 @@ class Trainer(TrainingParts, RunSession):
             record["ada_p"] = float(self.state.ada.p)
             record["ada_rt"] = float(self.state.ada.r_t)
         if not all(math.isfinite(v) for v in (record["loss_d"], record["loss_g"])):
-            raise FloatingPointError(f"non-finite loss at step {c.step} (Loss_D {record['loss_d']}, Loss_G {record['loss_g']})")
+            raise FloatingPointError(f"non-finite loss at step {c.step} "
+                                     f"(Loss_D {record['loss_d']}, Loss_G {record['loss_g']})")
         budget = self.budget.status(c)
         epochs = f"/{self.total_epochs}" if self.total_epochs else ""
         line = (f"[{c.epoch}{epochs}][{c.iter}/{iters}] Loss_D: {record['loss_d']:.4f} Loss_G: {record['loss_g']:.4f} "
@@ -291,13 +282,6 @@ class Trainer(TrainingParts, RunSession):
         self.monitor.snapshot(c.epoch, c.kimg, self.preview, fake, c.step)
         self.monitor.check_diversity(fake, self.preview, c.step, c.kimg)
 
-    def _make_evaluator(self) -> Any:
-        if not self.cfg.eval_every_kimg or not self.rank0:
-            return None
-        from gankit.metrics.training import TrainingEvaluator
-
-        return TrainingEvaluator(self.cfg, self.dataset, self.device, self.run_dir)
-
     def _evaluate(self) -> None:
         """Score the generator that samples come from; a new best score writes
         ``checkpoints/best.pt`` (the whole state) and ``samples/best.png``."""
@@ -319,7 +303,8 @@ class Trainer(TrainingParts, RunSession):
         last = ckpt.latest_checkpoint(self.ckpt_dir)
         if self.monitor is not None:
             self.monitor.event("non_finite", c.step, c.kimg, f"non-finite values: {reason}",
-                               "lower the learning rates (--lr-g, --lr-d), use --precision fp32, or add --r1 / --spectral-norm")
+                               "lower the learning rates (--lr-g, --lr-d), use --precision fp32, "
+                               "or add --r1 / --spectral-norm")
         if c.retries > MAX_RETRIES:
             raise TrainingFailed(f"non-finite losses or weights persisted after {MAX_RETRIES} roll-backs with lowered "
                                  f"learning rates ({reason}); last good checkpoint: {last}")
@@ -330,7 +315,8 @@ class Trainer(TrainingParts, RunSession):
         self.state.load_state_dict(ckpt.load_checkpoint(last, map_location=self.device))
         self.counters.retries, self.state.best = retries, best
         self.state.set_lr(lr_g, lr_d)
-        msg = f"rolled back to {last.name}, learning rates halved to lr_g={lr_g:g} lr_d={lr_d:g} (retry {retries}/{MAX_RETRIES})"
+        msg = (f"rolled back to {last.name}, learning rates halved to lr_g={lr_g:g} lr_d={lr_d:g} "
+               f"(retry {retries}/{MAX_RETRIES})")
         self._say("WARNING: " + msg)
         if self.monitor is not None:
             self.monitor.event("rollback", self.counters.step, self.counters.kimg, msg,

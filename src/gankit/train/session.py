@@ -144,6 +144,24 @@ class RunSession:
                                    remedy=remedy, applied=True)
         self.notes = []
 
+    def _make_evaluator(self) -> Any:
+        if not self.cfg.eval_every_kimg or not self.rank0:
+            return None
+        from gankit.metrics.training import TrainingEvaluator
+
+        return TrainingEvaluator(self.cfg, self.dataset, self.device, self.run_dir)
+
+    def _say_where_things_are(self) -> None:
+        samples = self.files.samples
+        if self.files.best.is_file() and self.state.best:
+            b = self.state.best
+            self._say(f"best checkpoint: {self.files.best} ({b['metric']} {b['score']:.3f} at {b['kimg']:.1f} kimg); "
+                      "`gankit sample` uses it by default")
+            self._say(f"samples: {samples} (best state: {self.files.best_samples})")
+        else:
+            self._say(f"samples: {samples}")
+        self._say(f"run directory: {self.run_dir}")
+
     def _close(self, status: str) -> None:
         """Report and release; after a failure, secondary errors (a full disk again) stay quiet."""
         _close_progress_bars()
@@ -180,7 +198,8 @@ class RunSession:
         if cfg.minutes:
             left = cfg.minutes * 60 - c.elapsed
             if left < max(60.0, 0.1 * cfg.minutes * 60):
-                text += f" (only {max(left, 0):.0f} s of the --minutes {cfg.minutes:g} budget were left; give --minutes to train longer)"
+                text += (f" (only {max(left, 0):.0f} s of the --minutes {cfg.minutes:g} budget were left; "
+                         "give --minutes to train longer)")
         return text
 
 

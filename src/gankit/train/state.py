@@ -79,7 +79,8 @@ class TrainState:
             self.G_train = torch.compile(self.G_train)
             self.D_train = self.D_g if self.D_train is self.D else torch.compile(self.D_train)
         self.counters = Counters()
-        self.fixed_z = torch.randn(cfg.num_samples, cfg.latent, generator=torch.Generator().manual_seed(cfg.seed + FIXED_Z_SEED))
+        preview_gen = torch.Generator().manual_seed(cfg.seed + FIXED_Z_SEED)
+        self.fixed_z = torch.randn(cfg.num_samples, cfg.latent, generator=preview_gen)
         self.latent = cfg.latent
         self.z_gen = torch.Generator(device=device).manual_seed(cfg.seed + Z_SEED)
         self.best: dict[str, Any] = {}  # metric, score, kimg of the state in checkpoints/best.pt (kept on resume)
@@ -132,7 +133,8 @@ class TrainState:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Everything above, learning rates included (those in the optimisers' state)."""
         if list(state.get("shape", [])) != list(self.shape):
-            raise UsageError(f"--resume: checkpoint images are {state.get('shape')}, this config makes {list(self.shape)}")
+            raise UsageError(f"--resume: checkpoint images are {state.get('shape')}, "
+                             f"this config makes {list(self.shape)}")
         try:
             self.G.load_state_dict(state["G"])
             self.D.load_state_dict(state["D"])

@@ -7,8 +7,9 @@ waits on the CPU inside the loop.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,11 +48,11 @@ class StepStats:
     LAST = ("grad_norm_d", "grad_norm_g")
 
     @classmethod
-    def zeros(cls, device: torch.device) -> "StepStats":
+    def zeros(cls, device: torch.device) -> StepStats:
         z = {f.name: torch.zeros((), device=device) for f in fields(cls) if f.name not in ("d_steps", "g_steps")}
         return cls(**z, d_steps=0, g_steps=0)
 
-    def add(self, step: "StepStats") -> None:
+    def add(self, step: StepStats) -> None:
         """Accumulate one step's stats into this total (in place, no host sync)."""
         for name in self.D_SUMS:
             getattr(self, name).add_(getattr(step, name))
