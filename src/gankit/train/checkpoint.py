@@ -94,10 +94,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def rng_state() -> dict[str, Any]:
     """Every RNG the training touches, in a weights_only-loadable form."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # (name, keys, pos, has_gauss, cached)
     state = {
         "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

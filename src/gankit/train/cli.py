@@ -24,6 +24,7 @@ from gankit.config import (
 )
 from gankit.errors import UsageError
 
+HELP_HELP = "show this help (with --preset NAME before it: that preset's values)"
 RESUME_HELP = ("continue a run: its directory, its name under --out, a checkpoint file, or 'latest' (the most "
                "recently active run under --out); flags given with it change only the budget, rates, logging and "
                "hardware (each change is logged)")
@@ -37,15 +38,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train a GAN. Values come from the defaults, then --preset, then --config FILE,\n"
                                    "then the flags typed, each overriding the one before.\n"
                                    + textwrap.fill(f"Budget: {BUDGET_RULE}.", 78) + "\n\n"
-                                   "`gankit train --preset NAME --help` shows the preset's values in place of the defaults.")
-    p.add_argument("-h", "--help", action=PresetHelp, help="show this help (with --preset NAME before it: that preset's values)")
+                                   "`gankit train --preset NAME --help` shows the preset's values in place of the "
+                                   "defaults.")
+    p.add_argument("-h", "--help", action=PresetHelp, help=HELP_HELP)
     p.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME",
                    help="named starting point: " + describe_presets() + " (`gankit presets NAME` shows why each value)")
     p.add_argument("--config", default=None, metavar="FILE.yaml",
-                   help="values from a YAML file with the keys of a run's config.yaml (a run's own config.yaml works); flags override it")
+                   help="values from a YAML file with the keys of a run's config.yaml (a run's own config.yaml "
+                        "works); flags override it")
     p.add_argument("--resume", default=None, help=RESUME_HELP)
     p.add_argument("--restart", action="store_true",
-                   help="start the run given by --resume or --name over from scratch in its folder (deletes its checkpoints)")
+                   help="start the run given by --resume or --name over from scratch in its folder "
+                        "(deletes its checkpoints)")
     p.add_argument("--allow-data-change", action="store_true",
                    help="with --resume: continue on a dataset other than the one the run trained on")
     p.add_argument("--dry-run", action="store_true",
@@ -54,11 +58,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flags(p)
     p.set_defaults(func=run_train, _parser=p)
 
-    b = sub.add_parser("bench", help="measure training steps/s and images/s for a config", formatter_class=HelpFormatter,
-                       add_help=False)
-    b.add_argument("-h", "--help", action=PresetHelp, help="show this help (with --preset NAME before it: that preset's values)")
-    b.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME", help="named starting point: " + describe_presets())
-    b.add_argument("--config", default=None, metavar="FILE.yaml", help="values from a YAML file (keys of a run's config.yaml)")
+    b = sub.add_parser("bench", help="measure training steps/s and images/s for a config",
+                       formatter_class=HelpFormatter, add_help=False)
+    b.add_argument("-h", "--help", action=PresetHelp, help=HELP_HELP)
+    b.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME",
+                   help="named starting point: " + describe_presets())
+    b.add_argument("--config", default=None, metavar="FILE.yaml",
+                   help="values from a YAML file (keys of a run's config.yaml)")
     b.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     b.add_argument("--iters", type=int, default=20, help="timed iterations")
     add_config_flags(b)
@@ -81,9 +87,11 @@ class PresetHelp(argparse.Action):
             for action in parser._actions:
                 if action.dest in PRESETS[name] and action.help:
                     why = REASONS[name].get(action.dest, "").replace("%", "%%")  # argparse formats help with %
-                    action.help = (f"{action.help.split(' (default: ')[0]} [preset {name}: {PRESETS[name][action.dest]!r}"
+                    action.help = (f"{action.help.split(' (default: ')[0]} "
+                                   f"[preset {name}: {PRESETS[name][action.dest]!r}"
                                    + (f", {why}" if why else "") + "]")
-            parser.description = (parser.description or "") + f"\n\nShowing preset {name}: its values are in [brackets]."
+            parser.description = ((parser.description or "")
+                                  + f"\n\nShowing preset {name}: its values are in [brackets].")
         parser.print_help()
         parser.exit()
 
@@ -149,7 +157,8 @@ def check_data(cfg: TrainConfig) -> tuple[list[str], dict]:
     from gankit.inputs import expect_dataset
 
     if not cfg.data:
-        raise UsageError("--data: no dataset given", hint="make one with `gankit data atari ...` or `gankit data folder ...`")
+        raise UsageError("--data: no dataset given",
+                         hint="make one with `gankit data atari ...` or `gankit data folder ...`")
     ds = load_dataset(expect_dataset(cfg.data))
     H, W = parse_size(cfg.resolution, "resolution") if cfg.resolution else (ds.height, ds.width)
     if cfg.batch > len(ds):

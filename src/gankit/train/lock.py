@@ -63,7 +63,8 @@ class RunLock:
             os.close(fd)
             who = f"PID {holder}" if holder else "another process"
             raise RunLocked(f"{self.flag}: run directory {self.run_dir} is being written by another gankit process "
-                            f"({who}); wait for it to end or stop it (kill {holder or 'PID'}), then try again") from None
+                            f"({who}); wait for it to end or stop it (kill {holder or 'PID'}), "
+                            "then try again") from None
         previous = _read_pid(fd)
         if previous and previous != os.getpid() and not _pid_alive(previous):
             self.stale_pid = previous

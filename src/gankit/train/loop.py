@@ -18,7 +18,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
@@ -27,14 +27,11 @@ from gankit.config import TrainConfig
 from gankit.data.dataset import fingerprint
 from gankit.errors import EnvironmentProblem, TrainingFailed, UsageError
 from gankit.fsproblems import is_environment, os_error_in, problem
-from gankit.runpaths import RunDir
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.budget import progress_bar
-from gankit.train.lock import RunLock
-from gankit.train.parts import TrainingParts
 from gankit.train.session import RunSession
-from gankit.train.signals import GracefulStop, Interrupted
+from gankit.train.signals import Interrupted
 from gankit.train.step import StepStats
 
 MAX_RETRIES = 3  # roll-backs after non-finite values before giving up
@@ -43,8 +40,9 @@ LR_BACKOFF = 0.5  # a roll-back halves both learning rates
 Callback = Callable[["Trainer"], None]
 
 
-class Trainer(TrainingParts, RunSession):
-    """The parts (`TrainingParts`), a run directory, and ``run()``, which trains to the budget.
+class Trainer(RunSession):
+    """The parts (`TrainingParts`) in a run directory (`RunSession`), and ``run()``,
+    which trains to the budget.
 
     ``resume`` is a run directory (its newest checkpoint) or a checkpoint file;
     ``config`` may then be None (the checkpoint's own).  ``restart`` starts the
@@ -61,39 +59,11 @@ class Trainer(TrainingParts, RunSession):
             from gankit.train.resume import resume_config
 
             config = resume_config(resume)
-        super().__init__(config)
+        super().__init__(config, resume, restart, allow_data_change)
         self.callbacks = list(callbacks)
         self.preview = self.batches.preview(self.cfg.num_samples)  # the real half of every sample grid
-        self.resumed = False
-        self.lock = RunLock(".", "--resume")  # replaced by the run directory's lock below
-        self.notes: list[tuple[str, dict[str, float]]] = []  # changes made on resume, logged once run() starts
-        self._health_state: dict[str, Any] | None = None  # the health monitor's memory, for run()
-        self._created = False  # this process made the run directory (removed again if the start fails)
-        self._fresh = True  # no checkpoint written or loaded yet
-        self.files = RunDir(Path())  # the run directory's files: set by _open_run_dir
-        self.monitor: Any = None  # the RunMonitor (rank 0), from run() on
-        self.evaluator: Any = None  # the TrainingEvaluator (rank 0, --eval-every-kimg), from run() on
-        self.log_file: IO[str] | None = None  # log.txt (rank 0), from run() on
-        self._stop, self._stopping = GracefulStop(), False
-        try:
-            self._open_run_dir(resume, restart, allow_data_change)
-        except BaseException:
-            self._undo_start()
-            raise
-
-    @property
-    def run_dir(self) -> Path:
-        return self.files.path
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.files.checkpoints
 
     # ----------------------------------------------------------- checkpoints
-    def config_now(self) -> TrainConfig:
-        """The config with the learning rates the optimisers train with now (after roll-backs and remedies)."""
-        return self.cfg.replace(lr_g=self.state.lr_g, lr_d=self.state.lr_d)
-
     def checkpoint_state(self) -> dict[str, Any]:
         """The whole checkpoint: the training state plus what describes it."""
         return {
@@ -242,8 +212,8 @@ class Trainer(TrainingParts, RunSession):
         line = (f"[{c.epoch}{epochs}][{c.iter}/{iters}] Loss_D: {record['loss_d']:.4f} Loss_G: {record['loss_g']:.4f} "
                 f"D(x): {record['d_x']:.4f} D(G(z)): {record['d_g_z1']:.4f} / {record['d_g_z2']:.4f}"
                 + (f" | {budget}" if budget else ""))
-        events = []
-        if self.rank0:
+        events: list[Any] = []  # the health monitor's events (rank 0's, sent to all)
+        if self.monitor is not None:  # rank 0
             bar.set_postfix_str(budget, refresh=False)
             bar.write(line, file=sys.stdout)
             self._say(line, echo=False)
@@ -268,7 +238,7 @@ class Trainer(TrainingParts, RunSession):
     @torch.no_grad()
     def _snapshot(self, best: bool = False) -> None:
         """The fixed latents' samples: the epoch's grid and GIF frame, or ``samples/best.png``."""
-        if not self.rank0:
+        if self.monitor is None:  # not rank 0
             return
         G = self.state.sampling_generator(self.cfg.no_ema)
         was_training = G.training
@@ -285,8 +255,8 @@ class Trainer(TrainingParts, RunSession):
     def _evaluate(self) -> None:
         """Score the generator that samples come from; a new best score writes
         ``checkpoints/best.pt`` (the whole state) and ``samples/best.png``."""
-        c = self.counters
-        kimg = c.kimg
+        c, kimg = self.counters, self.counters.kimg
+        assert self.evaluator is not None and self.monitor is not None  # rank 0 with --eval-every-kimg
         result = self.evaluator.evaluate(self.state.sampling_generator(self.cfg.no_ema), kimg)
         record = {"kind": "eval", "step": c.step, "kimg": round(kimg, 3), "time": round(self.elapsed(), 3), **result}
         self.monitor.log(record)
@@ -321,17 +291,6 @@ class Trainer(TrainingParts, RunSession):
         if self.monitor is not None:
             self.monitor.event("rollback", self.counters.step, self.counters.kimg, msg,
                                remedy={"lr_g": lr_g, "lr_d": lr_d}, applied=True)
-
-    def _say(self, text: str, echo: bool = True) -> None:
-        """A line for the console (``echo``) and log.txt, from rank 0."""
-        if not self.rank0:
-            return
-        if echo:
-            print(text, flush=True)
-        if self.log_file is not None and not self.log_file.closed:
-            self.log_file.write(text + "\n")
-            if not echo:
-                self.log_file.flush()
 
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, *, restart: bool = False,

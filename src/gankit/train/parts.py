@@ -56,6 +56,10 @@ class TrainingParts:
     def counters(self) -> Counters:
         return self.state.counters
 
+    def config_now(self) -> TrainConfig:
+        """The config with the learning rates the optimisers train with now (after roll-backs and remedies)."""
+        return self.cfg.replace(lr_g=self.state.lr_g, lr_d=self.state.lr_d)
+
     def make_step(self) -> TrainStep:
         """The step for the current config (rebuilt when a remedy changes the config)."""
         return TrainStep(self.cfg, self.state, lambda: self.budget.progress(self.state.counters))

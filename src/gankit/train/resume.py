@@ -99,7 +99,8 @@ def resume_config(path: str | os.PathLike[str]) -> TrainConfig:
 
 def config_changes(saved: TrainConfig, wanted: TrainConfig) -> list[tuple[str, Any, Any]]:
     """(field, old, new) for every allowed change; UsageError for a forbidden one."""
-    changes, refused = [], []
+    changes: list[tuple[str, Any, Any]] = []
+    refused: list[tuple[str, Any, Any]] = []
     for f in fields(TrainConfig):
         old, new = getattr(saved, f.name), getattr(wanted, f.name)
         if f.name in NOT_COMPARED or old == new:
@@ -123,7 +124,9 @@ def data_change(saved: dict[str, Any] | None, saved_path: str, dataset: ImageDat
                          f"{describe_fingerprint(saved)}: another image shape cannot be resumed")
     same = all(saved.get(k) == now[k] for k in ("count", "manifest_sha256"))
     if same:
-        return None if Path(saved_path) == Path(dataset.path) else f"dataset moved: {saved_path} -> {dataset.path} (same images)"
+        if Path(saved_path) == Path(dataset.path):
+            return None
+        return f"dataset moved: {saved_path} -> {dataset.path} (same images)"
     if not allow:
         raise UsageError(f"--data: {dataset.path} is not the dataset this run trained on (then: {saved_path}, "
                          f"{describe_fingerprint(saved)}; now: {describe_fingerprint(now)}); pass --allow-data-change "

@@ -1,4 +1,4 @@
-"""A run directory's life around the training loop, as a mixin of `Trainer`.
+"""A run directory's life around the training parts: `RunSession`, the base of `Trainer`.
 
 Claiming and locking the folder, resuming from its checkpoint (and refusing
 or logging what a resume changes), the first outputs, and the end: the
@@ -12,7 +12,7 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from gankit import __version__
 from gankit.config import TrainConfig
@@ -22,13 +22,60 @@ from gankit.runpaths import RunDir
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.lock import RunLock
+from gankit.train.parts import TrainingParts
 from gankit.train.rundir import claim_run_dir, clear_run_dir, holds_run, remove_leftovers, write_config
-from gankit.train.signals import signal_name
+from gankit.train.signals import GracefulStop, signal_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gankit.metrics.training import TrainingEvaluator
+    from gankit.monitor.run_monitor import RunMonitor
 
 
-class RunSession:
-    """Run-directory methods of `Trainer` (they use its attributes, all set in
-    `Trainer.__init__`: cfg, dist, rank0, dataset, shape, state, files, monitor, lock, ...)."""
+class RunSession(TrainingParts):
+    """The training parts with a run directory: claimed (or resumed) and locked
+    on construction, its outputs opened by `_start_outputs` and closed by `_close`.
+
+    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file;
+    ``restart`` starts the run over in place; ``allow_data_change`` lets a resume
+    continue on another dataset.  A start that fails leaves no run directory."""
+
+    def __init__(self, config: TrainConfig, resume: str | Path | None, restart: bool, allow_data_change: bool) -> None:
+        super().__init__(config)
+        self.resumed = False
+        self.lock = RunLock(".", "--resume")  # replaced by the run directory's lock below
+        self.notes: list[tuple[str, dict[str, float]]] = []  # changes made on resume, logged once run() starts
+        self._health_state: dict[str, Any] | None = None  # the health monitor's memory, for run()
+        self._created = False  # this process made the run directory (removed again if the start fails)
+        self._fresh = True  # no checkpoint written or loaded yet
+        self.files = RunDir(Path())  # the run directory's files: set by _open_run_dir
+        self.monitor: RunMonitor | None = None  # rank 0, from _start_outputs on
+        self.evaluator: TrainingEvaluator | None = None  # rank 0 with --eval-every-kimg, from _start_outputs on
+        self.log_file: IO[str] | None = None  # log.txt (rank 0), from _start_outputs on
+        self._stop, self._stopping = GracefulStop(), False  # SIGTERM/SIGINT seen (by any rank)
+        try:
+            self._open_run_dir(resume, restart, allow_data_change)
+        except BaseException:
+            self._undo_start()
+            raise
+
+    @property
+    def run_dir(self) -> Path:
+        return self.files.path
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.files.checkpoints
+
+    def _say(self, text: str, echo: bool = True) -> None:
+        """A line for the console (``echo``) and log.txt, from rank 0."""
+        if not self.rank0:
+            return
+        if echo:
+            print(text, flush=True)
+        if self.log_file is not None and not self.log_file.closed:
+            self.log_file.write(text + "\n")
+            if not echo:
+                self.log_file.flush()
 
     def _open_run_dir(self, resume: str | Path | None, restart: bool, allow_data_change: bool) -> None:
         """Claim and lock the run directory (rank 0), then load the checkpoint to resume from."""
@@ -144,7 +191,7 @@ class RunSession:
                                    remedy=remedy, applied=True)
         self.notes = []
 
-    def _make_evaluator(self) -> Any:
+    def _make_evaluator(self) -> TrainingEvaluator | None:
         if not self.cfg.eval_every_kimg or not self.rank0:
             return None
         from gankit.metrics.training import TrainingEvaluator

@@ -72,8 +72,10 @@ class TrainState:
         # What the step calls: the DDP / compiled wrappers of G and D.  The G step needs D
         # only as a function of its input: it calls the plain module (D_g) with frozen
         # parameters, so D's gradients are neither computed nor all-reduced.
+        self.G_train: Any  # nn.Module, or what torch.compile makes of one
+        self.D_train: Any
         self.G_train, self.D_train = dist_util.wrap(self.G, self.D, dist, cfg.sync_bn)
-        self.D_g: nn.Module = self.D
+        self.D_g: Any = self.D
         if cfg.compile:
             self.D_g = torch.compile(self.D)
             self.G_train = torch.compile(self.G_train)
@@ -167,8 +169,8 @@ def _build_models(cfg: TrainConfig, shape: tuple[int, int, int], device: torch.d
 
         D = apply_spectral_norm(D)
     if cfg.channels_last:
-        G = G.to(memory_format=torch.channels_last)
-        D = D.to(memory_format=torch.channels_last)
+        G = G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch's stub lacks it)
+        D = D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return G, D
 
 
