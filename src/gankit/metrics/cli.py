@@ -34,7 +34,7 @@ $TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch), given with
 Class agreement (`agreement`) labels the generated images with a linear probe
 fitted on the real labelled images (dataset-extractor features; cached) and
 reports the share showing their requested class, beside the probe's accuracy
-on held-out real images (its ceiling).  See docs/evaluation.md.
+on held-out real images (its ceiling).  See docs/conditional-eval.md.
 """
 
 
@@ -145,7 +145,8 @@ def _trained_on(source: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _table(values: dict[str, float]) -> str:
-    return "\n".join(f"  {name:<10} {value:>12.6g}" for name, value in values.items())
+    width = max([10, *(len(name) for name in values)])  # intra_fid_other, agreement_ceiling are longer
+    return "\n".join(f"  {name:<{width}} {value:>12.6g}" for name, value in values.items())
 
 
 def _class_report(result: Any) -> str:
