@@ -202,6 +202,7 @@ def test_unlabelled_data_gets_the_overall_figures_only(world, tmp_path):
     result = evaluate(plain, fake, ["fid", "kid", "agreement"], ext)
     assert result.per_class is None and result.agreement is None
     assert sorted(result.metrics) == ["fid", "kid_mean", "kid_std"]
+    assert not {"per_class", "agreement"} & set(result.to_dict()), "the record of unlabelled data is as before"
     with pytest.raises(UsageError, match="agreement needs class labels.*no class labels"):
         evaluate(plain, fake, ["fid", "agreement"], ext, require_classes=True)
     # an unconditional generator on labelled data: overall figures, agreement refused when asked for

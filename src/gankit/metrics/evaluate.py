@@ -244,7 +244,12 @@ class EvalResult:
     agreement: dict[str, Any] | None = None  # the probe's verdict per class and its ceiling (see agreement)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record; without classes it has exactly the keys it had before classes existed."""
+        out = asdict(self)
+        for key in ("per_class", "agreement"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 def class_labels(real: ImageDataset, fake: ImageSet) -> tuple[np.ndarray | None, str]:
