@@ -308,6 +308,7 @@ def _tiny_run(data: Path, out: Path) -> Path:
     return out / "u"
 
 
+@pytest.mark.slow
 def test_cli_refuses_agreement_without_classes(world, tmp_path):
     ds = world[0]
     plain = write_dataset(tmp_path / "plain", np.asarray(ds.images), "test")
