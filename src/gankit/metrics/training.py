@@ -108,7 +108,8 @@ class TrainingEvaluator:
 
     def evaluate(self, generator: torch.nn.Module, kimg: float) -> dict[str, Any]:
         """The chosen metrics for ``generator`` now; keys among fid, kid_mean,
-        kid_std, precision, recall, density, coverage, plus timing fields."""
+        kid_std, precision, recall, density, coverage (agreement and
+        agreement_ceiling for a conditional generator), plus timing fields."""
         start = time.perf_counter()
         self.last_kimg = kimg
         conditional = num_classes(generator) == self.dataset.num_classes > 0
