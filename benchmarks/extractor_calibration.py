@@ -16,7 +16,8 @@ scores them against real images the way `gankit eval` scores a generator:
 The real set is split in two halves with a fixed seed: features of half A are
 the reference, every test set is made from half B, so no image is compared
 with itself.  For each set it prints precision and recall (k=3), KID (x1000,
-mean ± std over subsets) and FID.  A shape-aware extractor gives the three
+mean ± std over subsets) and FID, and density
+(Naeem et al. 2020), which trusts no single real outlier's ball.  A shape-aware extractor gives the three
 colour-keeping sets a precision far below the held-out real half (goal:
 below 0.2).
 
@@ -124,7 +125,7 @@ def calibrate(dataset: str, extractor_name: str = "dataset", num: int = 1000, se
         feats = features(extractor, images)
         scores = prdc(reference, feats)
         kid_mean, kid_std = kid(reference, feats, seed=seed)
-        table[name] = {"precision": scores["precision"], "recall": scores["recall"],
+        table[name] = {"precision": scores["precision"], "recall": scores["recall"], "density": scores["density"],
                        "kid_x1000": 1000 * kid_mean, "kid_std_x1000": 1000 * kid_std,
                        "fid": fid(reference, feats)}
     return {"dataset": str(dataset), "extractor": extractor.id, "images_per_set": n, "sets": table}
@@ -141,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     result = calibrate(args.dataset, args.extractor, args.num, args.seed)
     print(f"{result['dataset']}: extractor {result['extractor']}, {result['images_per_set']} images per set")
-    print(f"{'set':<17} {'precision':>9} {'recall':>7} {'KID x1000':>16} {'FID':>9}")
+    print(f"{'set':<17} {'precision':>9} {'recall':>7} {'density':>7} {'KID x1000':>16} {'FID':>9}")
     for name, row in result["sets"].items():
         kid_text = f"{row['kid_x1000']:.2f} ± {row['kid_std_x1000']:.2f}"
-        print(f"{name:<17} {row['precision']:>9.3f} {row['recall']:>7.3f} {kid_text:>16} {row['fid']:>9.3f}")
+        print(f"{name:<17} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['density']:>7.3f} {kid_text:>16} "
+              f"{row['fid']:>9.3f}")
     print(f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
