@@ -28,13 +28,17 @@ the CPU while the images are on CUDA).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.distributed as dist
 
-from gankit.config import ADA_OPS, DIFFAUGMENT_OPS  # one list for the CLI check and the code
 from gankit.errors import UsageError
+from gankit.parsing import parse_list
+from gankit.registry import ADA_OPS, DIFFAUGMENT_OPS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gankit.config import TrainConfig
 
 TRANSLATION_RATIO = 1 / 8  # largest shift, as a fraction of each side
 CUTOUT_RATIO = 1 / 2  # side of the erased rectangle, as a fraction of each side
@@ -140,13 +144,29 @@ def _cutout(x: torch.Tensor, strength: float, generator: torch.Generator | None,
 
 
 # --------------------------------------------------------------- DiffAugment
-def parse_ops(ops: str | Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:
-    """Comma-separated string or sequence -> validated list of op names."""
-    names = [o.strip() for o in (ops.split(",") if isinstance(ops, str) else ops) if o.strip()]
-    unknown = [o for o in names if o not in allowed]
-    if unknown:
-        raise UsageError(f"{flag}: unknown operation {unknown[0]!r}; choose from {', '.join(allowed)}")
-    return names
+# Each operation registers itself under its --diffaugment name (registration
+# order is the order `--help` lists them) and maps (x, strength, generator) -> x.
+@DIFFAUGMENT_OPS.register("color")
+def _diff_color(x: torch.Tensor, strength: float, generator: torch.Generator | None) -> torch.Tensor:
+    u = _draw("rand", (3, x.shape[0], 1, 1, 1), x, generator)
+    return _color(x, (u[0] - 0.5) * strength, 1 + (2 * u[1] - 1) * strength, 1 + (u[2] - 0.5) * strength)
+
+
+@DIFFAUGMENT_OPS.register("translation")
+def _diff_translation(x: torch.Tensor, strength: float, generator: torch.Generator | None) -> torch.Tensor:
+    dy, dx = _random_shifts(x, strength, generator)
+    return _translate(x, dy, dx, pad="zeros")
+
+
+@DIFFAUGMENT_OPS.register("translation_x")
+def _diff_translation_x(x: torch.Tensor, strength: float, generator: torch.Generator | None) -> torch.Tensor:
+    _, dx = _random_shifts(x, strength, generator)  # dy drawn all the same: the random stream matches translation's
+    return _translate(x, None, dx, pad="zeros")
+
+
+@DIFFAUGMENT_OPS.register("cutout")
+def _diff_cutout(x: torch.Tensor, strength: float, generator: torch.Generator | None) -> torch.Tensor:
+    return _cutout(x, strength, generator)
 
 
 def diff_augment(x: torch.Tensor, ops: str | Sequence[str], strength: float = 1.0,
@@ -171,23 +191,41 @@ def diff_augment(x: torch.Tensor, ops: str | Sequence[str], strength: float = 1.
     _check_images(x)
     if strength < 0:
         raise ValueError(f"diff_augment: strength must be >= 0, got {strength}")
-    names = parse_ops(ops, DIFFAUGMENT_OPS, "--diffaugment")
+    names = parse_list(ops, "--diffaugment", list(DIFFAUGMENT_OPS), "operation")
     if strength == 0 or not names:
         return x
-    B = x.shape[0]
     for op in names:
-        if op == "color":
-            u = _draw("rand", (3, B, 1, 1, 1), x, generator)
-            x = _color(x, (u[0] - 0.5) * strength, 1 + (2 * u[1] - 1) * strength, 1 + (u[2] - 0.5) * strength)
-        elif op in ("translation", "translation_x"):
-            dy, dx = _random_shifts(x, strength, generator)
-            x = _translate(x, None if op == "translation_x" else dy, dx, pad="zeros")  # dy drawn all the same: same random stream
-        else:
-            x = _cutout(x, strength, generator)
+        x = DIFFAUGMENT_OPS.get(op).builder(x, strength, generator)
     return x
 
 
 # ------------------------------------------------------ adaptive augmentation
+# Each ADA operation registers itself under its --ada-ops name and maps
+# (x, apply, generator) -> x, changing only the images where the (B,) bool
+# mask ``apply`` is set; it draws the same random numbers whatever the mask.
+@ADA_OPS.register("flip")
+def _ada_flip(x: torch.Tensor, apply: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.where(apply[:, None, None, None], x.flip(3), x)
+
+
+@ADA_OPS.register("translation")
+def _ada_translation(x: torch.Tensor, apply: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    dy, dx = _random_shifts(x, 1.0, generator)
+    return _translate(x, dy * apply, dx * apply, pad="reflection")
+
+
+@ADA_OPS.register("color")
+def _ada_color(x: torch.Tensor, apply: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    n = _draw("randn", (3, x.shape[0], 1, 1, 1), x, generator)
+    coloured = _color(x, n[0] * 0.2, torch.exp(n[2] * math.log(2)), torch.exp(n[1] * (0.5 * math.log(2))))
+    return torch.where(apply[:, None, None, None], coloured, x)  # exact identity where skipped
+
+
+@ADA_OPS.register("cutout")
+def _ada_cutout(x: torch.Tensor, apply: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return _cutout(x, 1.0, generator, apply=apply)
+
+
 class AdaptiveAugment:
     """StyleGAN2-ADA-style augmentation with probability p tuned on the fly.
 
@@ -223,7 +261,7 @@ class AdaptiveAugment:
             raise ValueError(f"AdaptiveAugment: interval and batch must be >= 1, got {interval} and {batch}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"AdaptiveAugment: p must be in [0, 1], got {p}")
-        self.ops = parse_ops(ops, ADA_OPS, "--ada")
+        self.ops = parse_list(ops, "--ada-ops", list(ADA_OPS), "operation")
         self.target, self.speed_kimg, self.interval, self.batch = float(target), float(speed_kimg), int(interval), int(batch)
         self._p = torch.tensor(float(p))
         self._stats: torch.Tensor | None = None  # [sum of signs, count] since the last adjustment
@@ -290,17 +328,7 @@ class AdaptiveAugment:
         p = self._p
         for op in self.ops:
             apply = _draw("rand", (B,), x, generator) < p  # (B,) which images get this op
-            if op == "flip":
-                x = torch.where(apply[:, None, None, None], x.flip(3), x)
-            elif op == "translation":
-                dy, dx = _random_shifts(x, 1.0, generator)
-                x = _translate(x, dy * apply, dx * apply, pad="reflection")
-            elif op == "color":
-                n = _draw("randn", (3, B, 1, 1, 1), x, generator)
-                coloured = _color(x, n[0] * 0.2, torch.exp(n[2] * math.log(2)), torch.exp(n[1] * (0.5 * math.log(2))))
-                x = torch.where(apply[:, None, None, None], coloured, x)  # exact identity where skipped
-            else:
-                x = _cutout(x, 1.0, generator, apply=apply)
+            x = ADA_OPS.get(op).builder(x, apply, generator)
         return x
 
     # ------------------------------------------------------------ checkpoints
@@ -325,3 +353,10 @@ class AdaptiveAugment:
         self._images = int(state.get("pending_images", 0))
         last = state.get("last_rt")
         self._last_rt = None if last is None else torch.tensor(float(last))
+
+
+def config_ada(cfg: TrainConfig) -> AdaptiveAugment | None:
+    """The adaptive augmentation a run with this config uses; None without --ada."""
+    if not cfg.ada:
+        return None
+    return AdaptiveAugment(target=cfg.ada_target, speed_kimg=cfg.ada_kimg, batch=cfg.batch, ops=cfg.ada_op_list)

@@ -20,12 +20,14 @@ from typing import Any
 
 from gankit.device import DEVICE_HELP, check_device_name
 from gankit.errors import UsageError
+from gankit.parsing import parse_list, parse_size
+from gankit.registry import ADA_OPS, DIFFAUGMENT_OPS, EXTRACTORS, LOSSES, MODELS
 
-# The names the builders accept (losses.build_loss, models.build_*, the metrics
-# registry); tests/test_config.py checks that each list matches its builder.
-LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
-MODELS = ("seed", "dcgan")
-EXTRACTORS = ("dataset", "inception")
+# --resolution: the models need 8 pixels a side; beyond 1024 a run would not fit in memory
+RESOLUTION_LIMITS = (8, 1024)
+
+# --model, --loss, --extractor, --diffaugment and --ada-ops take the names of
+# the registries (gankit.registry), which the parts fill beside their code.
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 BUDGET = ("epochs", "kimg", "minutes")
 DEFAULT_EPOCHS = 10  # the budget when none of BUDGET is set
@@ -34,8 +36,6 @@ BUDGET_RULE = ("the first of --epochs, --kimg and --minutes reached stops the ru
                "config file's budget of the other kinds unless those are given too")
 # keys a run's config.yaml holds besides the fields (written by train.rundir.write_config)
 CONFIG_FILE_EXTRAS = ("image_shape",)
-DIFFAUGMENT_OPS = ("color", "translation", "translation_x", "cutout")
-ADA_OPS = ("flip", "translation", "color", "cutout")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -131,13 +131,23 @@ class TrainConfig:
 
     @property
     def critic_steps(self) -> int:
+        """D steps per G step: --n-critic, or the loss's own default when it is 0."""
         if self.n_critic > 0:
             return self.n_critic
-        return 5 if self.loss in ("wgan", "wgan-gp") else 1
+        return int(LOSSES.get(self.loss).builder.default_critic_steps)
 
     @property
     def diffaugment_ops(self) -> list[str]:
-        return [op.strip() for op in self.diffaugment.split(",") if op.strip()]
+        return parse_list(self.diffaugment, "--diffaugment", list(DIFFAUGMENT_OPS), "operation")
+
+    @property
+    def ada_op_list(self) -> list[str]:
+        return parse_list(self.ada_ops, "--ada-ops", list(ADA_OPS), "operation")
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """--resolution as (height, width); None when it is not set (the dataset's size)."""
+        return parse_resolution(self.resolution) if self.resolution else None
 
     def validate(self) -> None:
         """Check values and combinations; raise UsageError naming the flag."""
@@ -172,37 +182,20 @@ class TrainConfig:
         for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS), ("extractor", EXTRACTORS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for op in self.diffaugment_ops:
-            if op not in DIFFAUGMENT_OPS:
-                bad("diffaugment", f"unknown op {op!r}; choose from {', '.join(DIFFAUGMENT_OPS)}")
-        for op in [o.strip() for o in self.ada_ops.split(",") if o.strip()]:
-            if op not in ADA_OPS:
-                bad("ada_ops", f"unknown op {op!r}; choose from {', '.join(ADA_OPS)}")
+        _ = self.diffaugment_ops, self.ada_op_list  # each raises a UsageError naming its flag
         if self.label_smoothing and self.loss != "bce":
             bad("label_smoothing", f"applies to the bce loss only, not {self.loss}")
         if self.loss == "wgan" and self.spectral_norm:
             bad("spectral_norm", "cannot be combined with --loss wgan (weight clipping already constrains D); use wgan-gp or hinge")
         if self.loss == "wgan" and self.r1:
             bad("r1", "cannot be combined with --loss wgan (weight clipping); use wgan-gp")
-        if self.resolution:
-            from gankit.models.common import plan_resolution
-
-            plan_resolution(*parse_size(self.resolution, "resolution"))
+        if self.image_size:
+            MODELS.get(self.model)["check_size"](*self.image_size)
 
 
-def parse_size(text: str, flag: str = "size") -> tuple[int, int]:
-    """'64' -> (64, 64); '84x64' -> (84, 64) as (height, width)."""
-    try:
-        if "x" in text.lower():
-            h, w = text.lower().split("x")
-            size = (int(h), int(w))
-        else:
-            size = (int(text), int(text))
-    except ValueError:
-        raise UsageError(f"--{flag}: expected S or HxW (e.g. 64 or 84x64), got {text!r}") from None
-    if min(size) < 8 or max(size) > 1024:
-        raise UsageError(f"--{flag}: sides must be between 8 and 1024, got {text!r}")
-    return size
+def parse_resolution(text: str) -> tuple[int, int]:
+    """--resolution: S or HxW within RESOLUTION_LIMITS, as (height, width)."""
+    return parse_size(text, "--resolution", *RESOLUTION_LIMITS)
 
 
 def resolve(preset: str = "", file_values: dict[str, Any] | None = None,
@@ -293,8 +286,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+        choices = f.metadata.get("choices")
         group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=help_text,
-                           choices=f.metadata.get("choices"))
+                           choices=list(choices) if choices else None)
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def _number(kind: type, low: float, inclusive: bool = True) -> Callable[[str], A
 
 
 def _size(text: str) -> tuple[int, int]:
-    from gankit.data.imageops import parse_size
+    from gankit.parsing import parse_size
 
     return parse_size(text)
 

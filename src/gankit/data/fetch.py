@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from gankit.data.dataset import ImageDataset, check_target
+from gankit.data.dataset import ImageDataset
+from gankit.data.writer import check_target
 from gankit.data.fetch_table import FetchResult, label_conflicts, read_urls, write_report
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
 from gankit.errors import UsageError

@@ -28,9 +28,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from gankit.data.dataset import DatasetWriter, ImageDataset, check_target, load_dataset
-from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image_array, parse_color, parse_size
+from gankit.data.dataset import ImageDataset, load_dataset
+from gankit.data.writer import DatasetWriter, check_target
+from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image_array, parse_color
 from gankit.errors import UsageError
+from gankit.parsing import parse_size
 
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped without being read
 LABEL_MODES = ("none", "subdirs")
