@@ -28,7 +28,8 @@ the CPU while the images are on CUDA).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -115,7 +116,8 @@ def _max_shift(side: int, strength: float) -> int:
     return min(side - 1, int(side * TRANSLATION_RATIO * strength + 0.5))
 
 
-def _random_shifts(x: torch.Tensor, strength: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _random_shifts(x: torch.Tensor, strength: float,
+                   generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     B, _, H, W = x.shape
     my, mx = _max_shift(H, strength), _max_shift(W, strength)
     dy = _draw("randint", (B,), x, generator, -my, my + 1)
@@ -262,7 +264,8 @@ class AdaptiveAugment:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"AdaptiveAugment: p must be in [0, 1], got {p}")
         self.ops = parse_list(ops, "--ada-ops", list(ADA_OPS), "operation")
-        self.target, self.speed_kimg, self.interval, self.batch = float(target), float(speed_kimg), int(interval), int(batch)
+        self.target, self.speed_kimg = float(target), float(speed_kimg)
+        self.interval, self.batch = int(interval), int(batch)
         self._p = torch.tensor(float(p))
         self._stats: torch.Tensor | None = None  # [sum of signs, count] since the last adjustment
         self._last_rt: torch.Tensor | None = None

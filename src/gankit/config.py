@@ -76,7 +76,8 @@ class TrainConfig:
     ada: bool = _f(False, "adaptive augmentation probability driven by D's overfitting signal")
     ada_target: float = _f(0.6, "ADA target for r_t = E[sign(D(x_real))]")
     ada_kimg: float = _f(100.0, "images (thousands) for ADA's p to move from 0 to 1")
-    ada_ops: str = _f("flip,translation,color", "operations ADA applies with probability p (flip,translation,color,cutout)")
+    ada_ops: str = _f("flip,translation,color", "operations ADA applies with probability p "
+                                                "(flip,translation,color,cutout)")
     r1: float = _f(0.0, "R1 gradient penalty weight gamma on real images (0 disables)")
     r1_every: int = _f(16, "lazy regularisation: apply R1 every k D steps")
     spectral_norm: bool = _f(False, "spectral normalisation on every D weight")
@@ -106,7 +107,8 @@ class TrainConfig:
     # --- hardware ---
     device: str = _f("auto", DEVICE_HELP)
     precision: str = _f("fp32", "fp32, bf16 (autocast, CPU or CUDA), fp16 (CUDA, gradient scaler), or auto "
-                        "(bf16 where the hardware runs it natively, else fp16 on CUDA / fp32 on CPU)", choices=PRECISIONS)
+                        "(bf16 where the hardware runs it natively, else fp16 on CUDA / fp32 on CPU)",
+                        choices=PRECISIONS)
     channels_last: bool = _f(False, "channels_last memory format for the models")
     compile: bool = _f(False, "torch.compile the models")
     sync_bn: bool = _f(False, "synchronise BatchNorm statistics across ranks (torchrun)")
@@ -114,7 +116,7 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- helpers
     @classmethod
-    def from_preset(cls, preset: str = "", **overrides: Any) -> "TrainConfig":
+    def from_preset(cls, preset: str = "", **overrides: Any) -> TrainConfig:
         """The preset's values with ``overrides`` on top, by the budget rule (see BUDGET_RULE)."""
         return resolve(preset, overrides=overrides)[0]
 
@@ -122,11 +124,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     @property
@@ -155,13 +157,15 @@ class TrainConfig:
         def bad(flag: str, why: str) -> None:
             raise UsageError(f"--{flag.replace('_', '-')}: {why}")
 
-        for name in ("latent", "width_g", "width_d", "batch", "log_every", "keep", "num_samples", "r1_every", "checkpoint_every"):
+        for name in ("latent", "width_g", "width_d", "batch", "log_every", "keep", "num_samples", "r1_every",
+                     "checkpoint_every"):
             if getattr(self, name) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 bad(name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg", "eval_every_kimg", "n_critic", "threads"):
+        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg",
+                     "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if self.attention < 0:
@@ -179,14 +183,16 @@ class TrainConfig:
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             bad("beta1", "betas must be in [0, 1)")
         check_device_name(self.device)
-        for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS), ("extractor", EXTRACTORS)):
+        for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS),
+                              ("extractor", EXTRACTORS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         _ = self.diffaugment_ops, self.ada_op_list  # each raises a UsageError naming its flag
         if self.label_smoothing and self.loss != "bce":
             bad("label_smoothing", f"applies to the bce loss only, not {self.loss}")
         if self.loss == "wgan" and self.spectral_norm:
-            bad("spectral_norm", "cannot be combined with --loss wgan (weight clipping already constrains D); use wgan-gp or hinge")
+            bad("spectral_norm", "cannot be combined with --loss wgan (weight clipping already constrains D); use "
+                                 "wgan-gp or hinge")
         if self.loss == "wgan" and self.r1:
             bad("r1", "cannot be combined with --loss wgan (weight clipping); use wgan-gp")
         if self.image_size:
@@ -214,7 +220,8 @@ def resolve(preset: str = "", file_values: dict[str, Any] | None = None,
         values["preset"] = preset
     values.update(file_values or {})
     overrides = dict(overrides or {})
-    where = f"preset {preset}" if preset and not file_values else "config file" if not preset else "preset or config file"
+    where = (f"preset {preset}" if preset and not file_values else
+             "config file" if not preset else "preset or config file")
     notes = apply_budget_rule(values, overrides, where)
     values.update(overrides)
     unknown = set(values) - {f.name for f in fields(TrainConfig)}
@@ -281,7 +288,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = flag_help(f, getattr(defaults, f.name))
         if f.type in ("bool", bool):
             if f.name == "no_ema":
-                group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
+                group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
+                                   help=f.metadata["help"])
                 continue
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue

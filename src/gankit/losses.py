@@ -19,7 +19,8 @@ BatchNorm.  A new loss is one registered subclass here plus its test.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -161,7 +162,7 @@ def build_loss(name: str, label_smoothing: float = 0.0) -> GANLoss:
     return cls(**{k: values[k] for k in cls.options})
 
 
-def config_loss(cfg: "TrainConfig") -> GANLoss:
+def config_loss(cfg: TrainConfig) -> GANLoss:
     """The loss a run with this config trains with."""
     cls = loss_class(cfg.loss)
     return cls(**{k: getattr(cfg, k) for k in cls.options})

@@ -6,7 +6,7 @@ way: a `UsageError` that names the flag and shows what was expected.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from gankit.errors import UsageError
 

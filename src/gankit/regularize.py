@@ -18,9 +18,10 @@ Every function returns the unweighted term; the caller applies its weight.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
+
 from gankit.errors import UsageError
 from gankit.models.spectral import SPECTRAL_NORM_LAYERS, apply_spectral_norm  # noqa: F401 - part of this module's API
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from gankit.data.atari_emulator import Job, ale_modules, collect, make_ale, progress_bar, run_parallel, split_frames
 from gankit.data.atari_policies import POLICIES, STICKY_PROBABILITY
@@ -111,7 +113,7 @@ def collect_atari(
         for label, jobs in enumerate(plans):
             tag = label if classes else None
             if workers == 1:
-                per_game[names[label]] = [collect(jobs[0], lambda b, t=tag: writer.add(b, t), bar.update)]
+                per_game[names[label]] = [collect(jobs[0], partial(writer.add, labels=tag), bar.update)]
             else:
                 per_game[names[label]] = run_parallel(jobs, writer, bar, tag)
         seconds = time.perf_counter() - start

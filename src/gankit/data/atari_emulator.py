@@ -9,8 +9,11 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -54,7 +57,7 @@ def make_ale(job: Job) -> Any:
     return env
 
 
-def collect(job: Job, sink: Callable[[np.ndarray], None], progress: Callable[[int], None]) -> dict[str, Any]:
+def collect(job: Job, sink: Callable[[np.ndarray], object], progress: Callable[[int], object]) -> dict[str, Any]:
     """Play ``job.game`` and pass batches of kept frames (B, h, w, C) to ``sink``."""
     env = make_ale(job)
     ale = env.unwrapped.ale

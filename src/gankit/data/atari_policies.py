@@ -10,7 +10,8 @@ Every policy is a callable (ale, step) -> action.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

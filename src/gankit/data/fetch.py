@@ -44,11 +44,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from gankit.data.dataset import ImageDataset
-from gankit.data.writer import check_target
 from gankit.data.fetch_table import FetchResult, label_conflicts, read_urls, write_report
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
+from gankit.data.writer import check_target
 from gankit.errors import UsageError
 
 REPORT = "fetch_report.csv"
@@ -114,7 +115,7 @@ def _get(url: str, timeout: float, end: float, deadline: float, max_bytes: int) 
         if isinstance(err.reason, (TimeoutError, socket.timeout)):
             raise _Retry("timed out connecting") from None
         raise _Retry(f"connection failed: {err.reason}") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise _Retry("timed out waiting for the response") from None
     except (ConnectionError, http.client.HTTPException, OSError) as err:
         raise _Retry(f"connection failed: {type(err).__name__}: {err}") from None
@@ -129,7 +130,7 @@ def _get(url: str, timeout: float, end: float, deadline: float, max_bytes: int) 
                 raise _Fail(f"deadline of {deadline:g}s exceeded after {got} bytes")
             try:
                 chunk = response.read1(CHUNK)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise _Retry(f"timed out reading the body after {got} bytes") from None
             except (ConnectionError, http.client.HTTPException, OSError) as err:
                 raise _Retry(f"connection dropped after {got} bytes: {type(err).__name__}") from None
@@ -168,7 +169,7 @@ def _download(url: str, key: str, images: Path, timeout: float, deadline: float,
                 fmt = decode_image(data).format
             except ImageRejected as err:
                 raise _Fail(f"not a usable image: {err}") from None
-            final = images / f"{key}_{_file_stem(url)}.{FORMATS[fmt]}"
+            final = images / f"{key}_{_file_stem(url)}.{FORMATS[str(fmt)]}"
             fd, tmp = tempfile.mkstemp(dir=images, prefix=f".{key}.", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -227,9 +228,9 @@ def fetch_csv(
     download cache: a re-run reuses it.  ``label_column`` labels the rows (and
     the dataset's images) by that column's values.
     """
-    for flag, ok in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
-                     "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
-        if not ok:
+    for flag, good in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
+                       "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
+        if not good:
             raise UsageError(f"{flag}: out of range")
     rows = read_urls(Path(csv_path), column, label_column)
     labelled = label_column is not None
@@ -294,7 +295,7 @@ def fetch_csv(
     )
     if to_dataset:
         target = dataset_out or default_dataset_out(root)
-        kw = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress, existing=existing)
+        kw: dict[str, Any] = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress, existing=existing)
         if labelled:
             summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
         else:

@@ -22,15 +22,15 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from gankit.data.dataset import ImageDataset, load_dataset
-from gankit.data.writer import DatasetWriter, check_target
 from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image_array, parse_color
+from gankit.data.writer import DatasetWriter, check_target
 from gankit.errors import UsageError
 from gankit.parsing import parse_size
 

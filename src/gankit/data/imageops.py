@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
@@ -129,7 +129,7 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> Image.Image:
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageRejected(f"decompression bomb: {err}") from None
     except UnidentifiedImageError:

@@ -12,9 +12,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Sequence
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -35,8 +36,10 @@ def check_target(out: str | os.PathLike[str], existing: str = "refuse", flag: st
         found = load_dataset(root)
     except UsageError:
         found = None
-    what = f"{len(found)} images {found.height}x{found.width}x{found.channels} from {found.manifest.get('source', '?')}" \
-        if found is not None else "an unreadable dataset"
+    what = "an unreadable dataset"
+    if found is not None:
+        h, w, c = found.shape
+        what = f"{len(found)} images {h}x{w}x{c} from {found.manifest.get('source', '?')}"
     if existing == "refuse":
         extra = "" if flag != "--out" else ", --append to add to it"
         raise UsageError(f"{flag}: {root} already holds a dataset ({what}); pass --overwrite to replace it{extra}, "
@@ -47,7 +50,7 @@ def check_target(out: str | os.PathLike[str], existing: str = "refuse", flag: st
     return found
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """``write`` into a temporary file beside ``path``, fsync, rename over it.
     Not mkstemp: its 0600 mode would make the files unreadable to others."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
@@ -99,7 +102,8 @@ class DatasetWriter:
         if self._before is not None and self._before.shape != (self.height, self.width, self.channels):
             h, w, c = self._before.shape
             raise UsageError(f"--append: {self.out} holds {h}x{w}x{c} images, these are "
-                             f"{self.height}x{self.width}x{self.channels}; use the same --size/--grayscale or another --out")
+                             f"{self.height}x{self.width}x{self.channels}; use the same --size/--grayscale "
+                             "or another --out")
         if self._before is not None and (self.classes is not None or self._before.labels is not None):
             raise UsageError(f"--append: {self.out} or the new images are labelled; appending labelled "
                              "datasets is not supported: write a new dataset or pass --overwrite")
@@ -110,7 +114,7 @@ class DatasetWriter:
             for start in range(0, len(self._before), 4096):
                 self.add(np.asarray(self._before.images[start : start + 4096]))
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

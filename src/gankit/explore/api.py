@@ -13,7 +13,8 @@ import io
 import math
 import threading
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,8 +93,9 @@ class Explorer:
                 self.stats["batches"] += 1
                 self.stats["generated"] += len(missing)
             for i, arr in zip(missing, to_uint8(images.float().cpu())):
-                found[i] = _png(arr if G.channels == 3 else arr[..., 0])
-                self._store(full[i], found[i])
+                png = _png(arr if G.channels == 3 else arr[..., 0])
+                found[i] = png
+                self._store(full[i], png)
         return found, len(missing)  # type: ignore[return-value]
 
 
@@ -111,7 +113,7 @@ def enlarge(png: bytes, scale: int) -> bytes:
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as img:
-        big = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        big = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     big.save(buf, format="PNG")
     return buf.getvalue()

@@ -12,7 +12,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from gankit.errors import UsageError
 
-SPECTRAL_NORM_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+SPECTRAL_NORM_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                        nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
