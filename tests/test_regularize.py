@@ -8,8 +8,14 @@ import torch
 from torch import nn
 
 from gankit.errors import UsageError
-from gankit.regularize import (apply_spectral_norm, gradient_penalty, instance_noise, instance_noise_sigma,
-                               lazy_r1_weight, r1_penalty)
+from gankit.regularize import (
+    apply_spectral_norm,
+    gradient_penalty,
+    instance_noise,
+    instance_noise_sigma,
+    lazy_r1_weight,
+    r1_penalty,
+)
 
 
 def linear_d(shape, seed=0, scale=1.0):
