@@ -68,6 +68,21 @@ def test_a_loss_declares_its_critic_steps():
     assert TrainConfig(loss="wgan", n_critic=2).critic_steps == 2
 
 
+def test_option_checks_follow_what_the_loss_declares(scratch_registries):
+    @register_loss
+    class Clipped(GANLoss):
+        name = "clipped"
+        clips_weights = True
+
+    with pytest.raises(UsageError, match="^--spectral-norm: cannot be combined with --loss clipped"):
+        TrainConfig.from_preset("", loss="clipped", spectral_norm=True)
+    with pytest.raises(UsageError, match="^--r1: cannot be combined with --loss clipped"):
+        TrainConfig.from_preset("", loss="clipped", r1=1.0)
+    with pytest.raises(UsageError, match="^--label-smoothing: applies to the bce loss only, not clipped"):
+        TrainConfig.from_preset("", loss="clipped", label_smoothing=0.1)
+    assert TrainConfig.from_preset("", loss="bce", label_smoothing=0.1, spectral_norm=True, r1=1.0)
+
+
 def _has_batchnorm(D: nn.Module) -> bool:
     return any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
 

@@ -188,13 +188,15 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         _ = self.diffaugment_ops, self.ada_op_list  # each raises a UsageError naming its flag
-        if self.label_smoothing and self.loss != "bce":
-            bad("label_smoothing", f"applies to the bce loss only, not {self.loss}")
-        if self.loss == "wgan" and self.spectral_norm:
-            bad("spectral_norm", "cannot be combined with --loss wgan (weight clipping already constrains D); use "
-                                 "wgan-gp or hinge")
-        if self.loss == "wgan" and self.r1:
-            bad("r1", "cannot be combined with --loss wgan (weight clipping); use wgan-gp")
+        loss = LOSSES.get(self.loss).builder  # what the loss declares it takes and does
+        if self.label_smoothing and "label_smoothing" not in loss.options:
+            takers = [n for n in LOSSES if "label_smoothing" in LOSSES.get(n).builder.options]
+            bad("label_smoothing", f"applies to the {', '.join(takers)} loss only, not {self.loss}")
+        if loss.clips_weights and self.spectral_norm:
+            bad("spectral_norm", f"cannot be combined with --loss {self.loss} (weight clipping already constrains "
+                                 "D); use wgan-gp or hinge")
+        if loss.clips_weights and self.r1:
+            bad("r1", f"cannot be combined with --loss {self.loss} (weight clipping); use wgan-gp")
         if self.image_size:
             MODELS.get(self.model)["check_size"](*self.image_size)
 

@@ -14,8 +14,9 @@ its gradient penalty.  The training loop never branches on the loss name.
 
 Each loss registers itself in `gankit.registry.LOSSES` and declares, as class
 attributes, what the rest of training needs to know about it: its default
-number of D steps per G step (``--n-critic 0``) and whether D may keep
-BatchNorm.  A new loss is one registered subclass here plus its test.
+number of D steps per G step (``--n-critic 0``), whether D may keep
+BatchNorm, whether it clips D's weights and which TrainConfig options it
+takes.  A new loss is one registered subclass here plus its test.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class GANLoss:
     # A penalty on each sample's gradient needs D to treat samples independently;
     # BatchNorm mixes them, so such losses build D without it.
     d_keeps_batchnorm = True
+    clips_weights = False  # D's weights are clipped: spectral norm and R1 would fight it
     options: tuple[str, ...] = ()  # the TrainConfig fields passed to the constructor
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -91,6 +93,7 @@ class WGANLoss(GANLoss):
 
     name = "wgan"
     default_critic_steps = 5
+    clips_weights = True
 
     def __init__(self, clip: float = 0.01):
         self.clip = clip
@@ -113,6 +116,7 @@ class WGANGPLoss(WGANLoss):
 
     name = "wgan-gp"
     d_keeps_batchnorm = False  # the penalty is per sample
+    clips_weights = False
 
     def __init__(self, gp_weight: float = 10.0):
         self.gp_weight = gp_weight
