@@ -21,13 +21,14 @@ from typing import Any
 from gankit.device import DEVICE_HELP, check_device_name
 from gankit.errors import UsageError
 from gankit.parsing import parse_list, parse_size
+
+# --model, --loss, --extractor, --diffaugment and --ada-ops take the names these
+# registries hold; the parts register themselves beside their code.
 from gankit.registry import ADA_OPS, DIFFAUGMENT_OPS, EXTRACTORS, LOSSES, MODELS
 
 # --resolution: the models need 8 pixels a side; beyond 1024 a run would not fit in memory
 RESOLUTION_LIMITS = (8, 1024)
 
-# --model, --loss, --extractor, --diffaugment and --ada-ops take the names of
-# the registries (gankit.registry), which the parts fill beside their code.
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 BUDGET = ("epochs", "kimg", "minutes")
 DEFAULT_EPOCHS = 10  # the budget when none of BUDGET is set
