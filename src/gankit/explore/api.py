@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gankit.parsing import parse_list
+
 MAX_BATCH = 64  # seeds per /api/tiles request: a 8x8 grid; ~0.1 s for a 64x64 generator on a CPU
 MAX_SCALE = 16  # nearest-neighbour enlargement of /api/image: a 64x64 image up to 1024x1024
 CACHE_SIZE = 4096  # PNGs kept (~5 KB each at 64x64): a few hundred grids
@@ -172,12 +174,12 @@ def number(query: dict[str, list[str]], name: str, lo: float, hi: float, default
 
 
 def seeds(query: dict[str, list[str]], max_batch: int) -> list[int]:
-    parts = [p for p in one(query, "seeds").split(",") if p.strip()]
+    parts = parse_list(one(query, "seeds"), "seeds")
     if not parts:
         raise BadRequest("seeds: give at least one seed, e.g. seeds=0,1,2")
     if len(parts) > max_batch:
         raise BadRequest(f"seeds: batch too large ({len(parts)} seeds; at most {max_batch} per request)", 413)
-    return [integer({"seed": [p.strip()]}, "seed", 0, MAX_SEED) for p in parts]
+    return [integer({"seed": [p]}, "seed", 0, MAX_SEED) for p in parts]
 
 
 def class_index(query: dict[str, list[str]], G: nn.Module) -> int | None:
