@@ -122,6 +122,6 @@ class NamesFrom:
 # The registries of gankit's parts; each module named registers its built-in entries on import.
 MODELS = Registry("model", "--model", ("gankit.models.*",))
 LOSSES = Registry("loss", "--loss", ("gankit.losses",))
-DIFFAUGMENT_OPS = Registry("DiffAugment operation", "--diffaugment", ("gankit.augment",))
-ADA_OPS = Registry("ADA operation", "--ada-ops", ("gankit.augment",))
+DIFFAUGMENT_OPS = Registry("DiffAugment operation", "--diffaugment", ("gankit.augment_ops",))
+ADA_OPS = Registry("ADA operation", "--ada-ops", ("gankit.augment_ops",))
 EXTRACTORS = NamesFrom("feature extractor", "--extractor", "gankit.metrics.registry")
