@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from gankit.cli_helpers import HelpFormatter
 from gankit.errors import UsageError
 
 DATA_HELP = """Make a dataset (a folder with images.npy + manifest.json) and look at it.
@@ -115,15 +116,16 @@ def _existing(args: argparse.Namespace) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli_helpers import HelpFormatter
-    from gankit.data.atari import POLICIES
-    from gankit.data.folder import LABEL_MODES
-    from gankit.data.imageops import FITS
-
     data = sub.add_parser("data", help="make and inspect datasets (atari, folder, fetch, show)",
                           description=DATA_HELP, formatter_class=HelpFormatter)
     data.set_defaults(_parser=data, func=lambda args: (data.print_help(), 2)[1])
     cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    for add in (_add_atari, _add_folder, _add_fetch, _add_show):
+        add(cmds)
+
+
+def _add_atari(cmds: argparse._SubParsersAction) -> None:
+    from gankit.data.atari import POLICIES
 
     p = cmds.add_parser("atari", help="frames from an Atari game (ALE)", formatter_class=HelpFormatter,
                         description="Play an Atari game in the Arcade Learning Environment and keep its frames.")
@@ -142,6 +144,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_number(int, 1), default=1, help="emulators run in parallel processes")
     p.set_defaults(func=_writes(run_atari), _parser=p)
 
+
+def _add_folder(cmds: argparse._SubParsersAction) -> None:
+    from gankit.data.folder import LABEL_MODES
+    from gankit.data.imageops import FITS
+
     p = cmds.add_parser("folder", help="every image under a folder", formatter_class=HelpFormatter,
                         description="Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped "
                                     "and listed.")
@@ -159,6 +166,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="subdirs: each first-level sub-folder of SRC is a class (sorted names); files directly in SRC "
                         "are skipped")
     p.set_defaults(func=_writes(run_folder), _parser=p)
+
+
+def _add_fetch(cmds: argparse._SubParsersAction) -> None:
+    from gankit.data.imageops import FITS
 
     p = cmds.add_parser("fetch", help="download the images listed in a CSV", formatter_class=HelpFormatter,
                         description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says "
@@ -190,6 +201,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit", choices=FITS, default="crop", help="--to-dataset: how images are fitted to --size")
     p.set_defaults(func=_writes(run_fetch), _parser=p)
 
+
+def _add_show(cmds: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("show", help="print statistics and write a preview grid", formatter_class=HelpFormatter,
                         description="Print count, size, channels and per-channel mean/std (and images per class when "
                                     "labelled); write a grid of random images (one row per class when labelled, at "

@@ -243,48 +243,18 @@ def fetch_csv(
         check_target(dataset_out or default_dataset_out(root), existing, "--dataset-out")
     images = root / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
-    present: dict[str, str] = {}
-    for entry in os.scandir(images):
-        if entry.name.startswith(".") and entry.name.endswith(".part"):
-            os.unlink(entry.path)  # left by an interrupted run: never complete
-        elif entry.is_file() and not entry.name.startswith("."):
-            present[entry.name[:_HASH]] = entry.name
-    todo: dict[str, list[FetchResult]] = {}
-    for r in rows:
-        if r.status != "pending":
-            continue
-        key = _key(r.url)
-        if key in present:
-            r.status, r.file, r.cached = "ok", present[key], True
-            r.bytes = (images / present[key]).stat().st_size
-        else:
-            todo.setdefault(r.url, []).append(r)
-    from tqdm import tqdm
-
-    downloaded = 0
-    pool = ThreadPoolExecutor(workers)
+    todo = _reuse_cached(rows, images)
     try:
-        with tqdm(total=len(todo), unit="file", file=sys.stderr, disable=not progress) as bar:
-            futures = {pool.submit(_download, url, _key(url), images, timeout, deadline, retries, backoff,
-                                   max_bytes): url for url in todo}
-            for future in as_completed(futures):
-                done = future.result()
-                downloaded += done.status == "ok"
-                same = todo[futures[future]]
-                for i, r in enumerate(same):
-                    r.status, r.file, r.bytes, r.attempts = done.status, done.file, done.bytes, done.attempts
-                    r.reason = done.reason if i == 0 else (done.reason or f"same URL as row {same[0].row}")
-                bar.update(1)
+        downloaded = _download_all(todo, images, workers, progress,
+                                   dict(timeout=timeout, deadline=deadline, retries=retries, backoff=backoff,
+                                        max_bytes=max_bytes))
     except BaseException:
-        # Ctrl-C: drop queued downloads (running ones end within their deadline
-        # and clean up), and still say what happened to every row
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Ctrl-C: still say what happened to every row
         for r in rows:
             if r.status == "pending":
                 r.status, r.reason = "failed", "interrupted before it was fetched"
         write_report(root / REPORT, rows, labelled)
         raise
-    pool.shutdown()
     ok = sum(r.status == "ok" for r in rows)
     report = root / REPORT
     write_report(report, rows, labelled)
@@ -303,6 +273,56 @@ def fetch_csv(
 
             summary.dataset = import_folder(images, size, target, **kw)
     return summary
+
+
+def _reuse_cached(rows: list[FetchResult], images: Path) -> dict[str, list[FetchResult]]:
+    """Mark the rows whose file is already in ``images`` (a re-run) as done;
+    returns the URLs still to fetch, each with the rows that name it."""
+    present: dict[str, str] = {}
+    for entry in os.scandir(images):
+        if entry.name.startswith(".") and entry.name.endswith(".part"):
+            os.unlink(entry.path)  # left by an interrupted run: never complete
+        elif entry.is_file() and not entry.name.startswith("."):
+            present[entry.name[:_HASH]] = entry.name
+    todo: dict[str, list[FetchResult]] = {}
+    for r in rows:
+        if r.status != "pending":
+            continue
+        key = _key(r.url)
+        if key in present:
+            r.status, r.file, r.cached = "ok", present[key], True
+            r.bytes = (images / present[key]).stat().st_size
+        else:
+            todo.setdefault(r.url, []).append(r)
+    return todo
+
+
+def _download_all(todo: dict[str, list[FetchResult]], images: Path, workers: int, progress: bool,
+                  limits: dict[str, Any]) -> int:
+    """Fetch every URL of ``todo`` on ``workers`` threads and record the outcome
+    in its rows; returns how many were downloaded."""
+    from tqdm import tqdm
+
+    downloaded = 0
+    pool = ThreadPoolExecutor(workers)
+    try:
+        with tqdm(total=len(todo), unit="file", file=sys.stderr, disable=not progress) as bar:
+            futures = {pool.submit(_download, url, _key(url), images, limits["timeout"], limits["deadline"],
+                                   limits["retries"], limits["backoff"], limits["max_bytes"]): url for url in todo}
+            for future in as_completed(futures):
+                done = future.result()
+                downloaded += done.status == "ok"
+                same = todo[futures[future]]
+                for i, r in enumerate(same):
+                    r.status, r.file, r.bytes, r.attempts = done.status, done.file, done.bytes, done.attempts
+                    r.reason = done.reason if i == 0 else (done.reason or f"same URL as row {same[0].row}")
+                bar.update(1)
+    except BaseException:
+        # Ctrl-C: drop queued downloads (running ones end within their deadline and clean up)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return downloaded
 
 
 def _labelled_dataset(rows: list[FetchResult], classes: list[str], images: Path,

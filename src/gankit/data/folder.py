@@ -112,6 +112,17 @@ def import_folder(
                         existing=existing)
 
 
+def _check_options(size: int | str | tuple[int, int], fit: str, resize: str,
+                   background: str) -> tuple[tuple[int, int], tuple[int, int, int]]:
+    """(height, width) and the background colour; a UsageError naming the first bad flag."""
+    hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
+    if fit not in FITS:
+        raise UsageError(f"--fit: expected one of {', '.join(FITS)}, got {fit!r}")
+    if resize not in RESIZE_FILTERS:
+        raise UsageError(f"--resize: expected one of {', '.join(RESIZE_FILTERS)}, got {resize!r}")
+    return hw, parse_color(background)
+
+
 def import_files(
     root: Path,
     files: Sequence[Path],
@@ -136,12 +147,7 @@ def import_files(
     whose label is None is skipped as being in no class.  ``skipped`` lists
     (input, reason) pairs the caller already rejected, so they reach the manifest.
     """
-    hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
-    if fit not in FITS:
-        raise UsageError(f"--fit: expected one of {', '.join(FITS)}, got {fit!r}")
-    if resize not in RESIZE_FILTERS:
-        raise UsageError(f"--resize: expected one of {', '.join(RESIZE_FILTERS)}, got {resize!r}")
-    bg = parse_color(background)
+    hw, bg = _check_options(size, fit, resize, background)
     if (classes is None) != (labels is None) or (labels is not None and len(labels) != len(files)):
         raise ValueError("classes and one label per file come together")
     check_target(out, existing)  # before any file is decoded
