@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make run` and `make test`.
+# The two commands a newcomer needs: `make run` and `make test` (`make lint`, then the tests).
 # Both create .venv when it is missing and install gankit with the exact
 # versions we test (constraints.txt); pyproject.toml holds the loose ranges.
 PYTHON ?= python3
@@ -11,7 +11,7 @@ RUN_DATA := data/breakout
 # CPU threads: use every core the machine has.
 export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test install clean bench
+.PHONY: run test lint install clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ run: $(CORE_STAMP)
 	fi
 	$(VENV)/bin/gankit train --preset breakout --data $(RUN_DATA)
 
-test: $(STAMP)
+# Lint and import order (ruff) and type checks (mypy), configured in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src/gankit
+
+test: lint
 	$(PY) -m pytest -q tests
 
 bench: $(CORE_STAMP)

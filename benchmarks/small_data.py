@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = [train_one(*job) for job in jobs]
     if not args.summarise_only:
-        print(f"\ntrained {len(runs)} recipe(s) in {(time.time() - start) / 60:.1f} min; budget {budget}, overrides {extra}")
+        print(f"\ntrained {len(runs)} recipe(s) in {(time.time() - start) / 60:.1f} min; budget {budget}, overrides "
+              f"{extra}")
     results = {r: summarise(Path(run), data, args.seed) for r, run in zip(recipes, runs)}
     for r, s in results.items():
         report(r, s)

@@ -4,8 +4,9 @@ Why: the dataset format is a memory-mapped ``images.npy`` so that a big
 dataset never has to fit in RAM; this script checks the claim.  It writes
 the dataset in chunks (synthetic frames by default, or real Breakout frames
 with ``--source atari``) in one child process, then, in another (Linux keeps
-a process's peak RSS across fork and exec, so the parent stays small), trains gankit's loop for ``--iters`` iterations (monitor,
-samples and checkpoints included) and afterwards gathers every batch of one
+a process's peak RSS across fork and exec, so the parent stays small),
+trains gankit's loop for ``--iters`` iterations (monitor, samples and
+checkpoints included) and afterwards gathers every batch of one
 full epoch, so every page of the memory map has been read.  It reports the
 process's peak resident set size (``resource.getrusage().ru_maxrss``), which
 counts the file pages of the map that were resident: the worst case.
@@ -79,7 +80,8 @@ def measure(data: Path, iters: int, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--frames", type=int, default=50_000)
     p.add_argument("--iters", type=int, default=50, help="training iterations (batch 64, DCGAN 64x64)")
     p.add_argument("--source", choices=("synthetic", "atari"), default="synthetic")
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         if child.returncode != 0:
             sys.stderr.write(child.stderr)
             return child.returncode
-        sys.stdout.write("".join(line + "\n" for line in child.stdout.splitlines() if "RSS" in line or "read one" in line))
+        sys.stdout.write("".join(line + "\n" for line in child.stdout.splitlines() if "RSS" in line or "read "
+                                                                                                       "one" in line))
         peak = float(child.stdout.strip().splitlines()[-1].split()[2])
         print(f"{'within' if peak < LIMIT_MB else 'OVER'} the {LIMIT_MB} MB target")
         print(f"peak RSS: {peak:.0f} MB")

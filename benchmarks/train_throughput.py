@@ -36,8 +36,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -58,7 +58,8 @@ class RefGenerator(nn.Module):
 
     def __init__(self, nz: int = LATENT, ngf: int = 64, nc: int = 3):
         super().__init__()
-        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8),
+                                   nn.ReLU(True)]
         for c_in, c_out in ((ngf * 8, ngf * 4), (ngf * 4, ngf * 2), (ngf * 2, ngf)):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ngf, nc, 4, 2, 1), nn.Tanh()]
@@ -75,7 +76,8 @@ class RefDiscriminator(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         for c_in, c_out in ((ndf, ndf * 2), (ndf * 2, ndf * 4), (ndf * 4, ndf * 8)):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False)]
         self.main = nn.Sequential(*layers)
 
@@ -226,7 +228,8 @@ def throughput(args: argparse.Namespace, device: torch.device, tmp: Path) -> flo
     n_r = sum(p.numel() for p in ref.G.parameters()) + sum(p.numel() for p in ref.D.parameters())
     assert n_g == n_r, f"architectures differ: gankit {n_g} parameters, reference {n_r}"
     cfg = fast.parts.cfg
-    where = f"{cpu_name()}, {torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    cpu = device.type == "cpu"
+    where = f"{cpu_name()}, {torch.get_num_threads()} threads" if cpu else torch.cuda.get_device_name(device)
     print(f"device: {device} ({where}); torch {torch.__version__}")
     print(f"model: dcgan 64x64, width 64, batch {args.batch}, bce; {n_r / 1e6:.2f} M parameters")
     print(f"gankit: {cfg.precision} autocast, channels_last, batches from the uint8 memory map"
@@ -236,7 +239,7 @@ def throughput(args: argparse.Namespace, device: torch.device, tmp: Path) -> flo
     # Flush-to-zero of subnormals is one of gankit's settings (TrainingParts turns it on); the
     # reference runs with torch's default, so it is switched per block.
     modes = {"gankit": (fast.step, True), "reference": (ref.step, False)}
-    for name, (step, ftz) in modes.items():
+    for step, ftz in modes.values():
         torch.set_flush_denormal(ftz)
         for _ in range(args.warmup):
             step()
@@ -310,7 +313,8 @@ def train_check(args: argparse.Namespace, device: torch.device, tmp: Path) -> No
     ref = Reference(data, device, args.batch, args.ref_workers, seed=cfg.seed)
     run = tmp / "check" / "reference"
     fixed_z = torch.randn(16, LATENT, 1, 1, device=device)
-    real = next(iter(DataLoader(UInt8Images(data), batch_size=16, shuffle=True))).permute(0, 3, 1, 2).float() / 127.5 - 1
+    batch = next(iter(DataLoader(UInt8Images(data), batch_size=16, shuffle=True)))
+    real = batch.permute(0, 3, 1, 2).float() / 127.5 - 1
     with open(log.with_name("reference-console.txt"), "w") as fh, contextlib.redirect_stderr(fh), \
             RunMonitor(run, cfg.replace(precision="fp32", channels_last=False)) as monitor:
         window: list[dict[str, float]] = []
@@ -330,16 +334,19 @@ def train_check(args: argparse.Namespace, device: torch.device, tmp: Path) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--iters", type=int, default=0, help="timed iterations per block (0: 2 on a CPU, 25 on a GPU)")
-    p.add_argument("--rounds", type=int, default=0, help="alternating blocks of each setting (0: 15 on a CPU, 5 on a GPU)")
+    p.add_argument("--rounds", type=int, default=0,
+                   help="alternating blocks of each setting (0: 15 on a CPU, 5 on a GPU)")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations of each setting first")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--images", type=int, default=2048, help="synthetic 64x64 images for the throughput part")
     p.add_argument("--ref-workers", type=int, default=2, help="reference DataLoader workers (pytorch/examples uses 2)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--compile", action="store_true", help="torch.compile gankit's models (pays on GPUs, not on this CPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile gankit's models (pays on GPUs, not on this CPU)")
     p.add_argument("--skip-train-check", action="store_true", help="only measure speed")
     p.add_argument("--only-train-check", action="store_true", help="only run the train check")
     p.add_argument("--train-iters", type=int, default=300, help="iterations per setting in the train check")

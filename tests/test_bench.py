@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import blobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +87,7 @@ def test_auto_precision_reads_the_cpu_flags(tmp_path):
     """`--precision auto` picks bf16 on the CPU only when it has bf16 units:
     oneDNN's own check also says yes on plain AVX-512, where bf16 is slower."""
     import torch
+
     from gankit.train.hardware import BF16_CPU_FLAGS, cpu_flags, pick_precision
 
     plain = tmp_path / "plain"

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import blobs
 from gankit.cli import main
 from gankit.config import EXTRACTORS, LOSSES, MODELS, TrainConfig, resolve
 from gankit.data import write_dataset
 from gankit.presets import PRESETS, REASONS
+
+from conftest import blobs
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,8 @@ def test_unknown_config_keys_exit_2_naming_the_key(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gankit", "train", "--config", str(bad), "--dry-run"],
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[0] == f"gankit train: error: --config: {bad}: unknown key 'lr_dd' (did you mean 'lr_d'?)"
+    expected = f"gankit train: error: --config: {bad}: unknown key 'lr_dd' (did you mean 'lr_d'?)"
+    assert proc.stderr.splitlines()[0] == expected
     bad.write_text("batch: many\n")
     assert main(["train", "--config", str(bad), "--dry-run"]) == 2
 

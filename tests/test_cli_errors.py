@@ -17,11 +17,12 @@ import yaml
 from PIL import Image
 
 import gankit as gankit_api
-from conftest import blobs
-from gankit.config import TrainConfig
 from gankit.cli import explain
+from gankit.config import TrainConfig
 from gankit.data import write_dataset
 from gankit.errors import EnvironmentProblem, UsageError
+
+from conftest import blobs
 
 
 def gankit(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -95,7 +96,8 @@ def test_best_pt_missing_says_why_and_lists_what_is_there(place):
     proc = gankit("sample", "runs/r", "--checkpoint", "best.pt", cwd=place)
     assert proc.returncode == 2
     lines = first_lines(proc)
-    assert lines[0] == (f"gankit sample: error: --checkpoint: no such checkpoint best.pt in {Path('runs/r/checkpoints')} "
+    assert lines[0] == ("gankit sample: error: --checkpoint: no such checkpoint best.pt in "
+                        f"{Path('runs/r/checkpoints')} "
                         "(best.pt is written only by runs trained with --eval-every-kimg)")
     assert lines[1].startswith("hint: there: ckpt-") and len(lines) == 2
 

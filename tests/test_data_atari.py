@@ -31,7 +31,8 @@ def data_cli(monkeypatch):
 
 def test_pong_300_frames_through_the_real_command(tmp_path):
     out = tmp_path / "pong"
-    cmd = [sys.executable, "-m", "gankit", "data", "atari", "--game", "Pong", "--frames", "300", "--size", "64", "--out", str(out)]
+    cmd = [sys.executable, "-m", "gankit", "data", "atari", "--game", "Pong", "--frames", "300", "--size", "64",
+           "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     ds = load_dataset(out)

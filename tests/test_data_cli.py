@@ -38,7 +38,7 @@ def _subparser(name: str) -> argparse.ArgumentParser:
 
 def _numbers(printed: str, label: str) -> list[float]:
     """The per-channel values on the line starting with ``label``."""
-    line = next(l for l in printed.splitlines() if l.startswith(label))
+    line = next(text for text in printed.splitlines() if text.startswith(label))
     return [float(x) for x in re.findall(r"-?\d+\.\d+", line)]
 
 
@@ -90,7 +90,8 @@ def test_show_grey_dataset_and_errors(tmp_path, data_cli, capsys):
     assert data_cli("show", str(tmp_path / "g"), "--out", str(tmp_path / "g.png")) == 0
     printed = capsys.readouterr().out
     assert "1 channel" in printed and "grey" in printed
-    np.testing.assert_allclose(_numbers(printed, "mean") + _numbers(printed, "std"), [grey.mean(), grey.std()], atol=0.006)
+    np.testing.assert_allclose(_numbers(printed, "mean") + _numbers(printed, "std"), [grey.mean(), grey.std()],
+                               atol=0.006)
     with Image.open(tmp_path / "g.png") as grid:
         assert grid.mode == "L"
     assert data_cli("show", str(tmp_path / "missing")) == 2

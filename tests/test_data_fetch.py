@@ -203,7 +203,8 @@ def test_fetch_against_misbehaving_server(tmp_path, server):
 
 def test_fetch_cli_to_dataset_and_bad_flags(tmp_path, server, monkeypatch, capsys):
     monkeypatch.setattr(gankit.cli, "COMMANDS", {"data": "gankit.data.cli"})
-    table = _write_csv(tmp_path / "t.csv", [["1", "a", server.base + "/good.png"], ["2", "b", server.base + "/good.jpg"],
+    table = _write_csv(tmp_path / "t.csv", [["1", "a", server.base + "/good.png"],
+                                            ["2", "b", server.base + "/good.jpg"],
                                             ["3", "c", server.base + "/gone.png"]])
     out = tmp_path / "cards-raw"
     rc = gankit.cli.main(["data", "fetch", str(table), "--column", "image_url", "--out", str(out), "--quiet",

@@ -67,12 +67,13 @@ def make_good(root: Path) -> dict[str, str]:
 
 def make_bad(root: Path) -> dict[str, str]:
     """Write one file per bad kind; returns name -> word its reason must contain."""
-    png, jpg = _encoded("PNG"), _encoded("JPEG")
+    png = _encoded("PNG")
     root.mkdir(parents=True, exist_ok=True)
     (root / "corrupt.jpg").write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     (root / "cut.png").write_bytes(png[: len(png) // 2])
     (root / "empty.png").write_bytes(b"")
-    (root / "page.jpg").write_bytes(b"<!DOCTYPE html>\n<html><head><title>403</title></head><body>Forbidden</body></html>")
+    (root / "page.jpg").write_bytes(b"<!DOCTYPE html>\n"
+                                    b"<html><head><title>403</title></head><body>Forbidden</body></html>")
     (root / "bomb.png").write_bytes(_png_bomb(100_000, 100_000))
     return {"corrupt.jpg": "not a recognised", "cut.png": "truncated", "empty.png": "empty",
             "page.jpg": "HTML", "bomb.png": "bomb"}
@@ -88,7 +89,8 @@ def test_five_good_five_bad_through_the_cli(tmp_path, monkeypatch, capsys):
     good, bad = make_good(src), make_bad(src)
     (src / ".DS_Store").write_bytes(b"\0junk")  # hidden: ignored, not counted
     out = tmp_path / "ds"
-    rc = gankit.cli.main(["data", "folder", str(src), "--size", f"{H}x{W}", "--fit", "stretch", "--out", str(out), "--quiet"])
+    rc = gankit.cli.main(["data", "folder", str(src), "--size", f"{H}x{W}", "--fit", "stretch", "--out", str(out),
+                          "--quiet"])
     assert rc == 0
     assert "5 images" in capsys.readouterr().out
     from gankit.data import load_dataset
@@ -159,8 +161,8 @@ def test_fit_modes_and_background(tmp_path):
     img[:, :20] = (255, 0, 0)
     img[:, 20:] = (0, 0, 255)
     _save(tmp_path / "src" / "wide.png", Image.fromarray(img), "PNG")
-    got = {fit: np.asarray(import_folder(tmp_path / "src", 16, tmp_path / fit, fit=fit, progress=False).images[0]).astype(int)
-           for fit in ("crop", "pad", "stretch")}
+    got = {fit: np.asarray(import_folder(tmp_path / "src", 16, tmp_path / fit, fit=fit, progress=False).images[0])
+           .astype(int) for fit in ("crop", "pad", "stretch")}
     for fit, a in got.items():
         assert a.shape == (16, 16, 3), fit
         assert a[8, 0, 0] > 200 and a[8, 15, 2] > 200, f"{fit}: red left, blue right"

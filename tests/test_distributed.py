@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import blobs
 
 import gankit
 from gankit.config import TrainConfig
+
+from conftest import blobs
 
 TOL = 1e-5  # observed differences are ~1e-7; one wrong gradient or batch gives ~1e-3
 FLAGS = dict(epochs=2, batch=16, width_g=8, width_d=8, latent=8, log_every=2, tensorboard=False, keep=5, sync_bn=True)
@@ -39,7 +40,8 @@ def _cli_flags(values: dict) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    launcher = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in launcher}
     env["OMP_NUM_THREADS"] = "1"
     return env
 

@@ -23,7 +23,6 @@ from gankit.models import build_generator
 from gankit.models.generator_file import save_generator_file
 from gankit.monitor.images import to_uint8
 from gankit.sample import generate, load_generator
-
 from test_monitor_browser import CHROMIUM, chromium
 
 ARCH = {"height": 16, "width": 16, "channels": 3, "latent": 8, "width_g": 8, "coords": True, "attention": 0}

@@ -29,7 +29,8 @@ def test_bce_matches_formula_and_label_smoothing():
     assert build_loss("bce").d_loss(logits_r, logits_f).item() == pytest.approx(expected.item(), rel=1e-5)
     smooth = build_loss("bce", label_smoothing=0.1).d_loss(logits_r, logits_f)
     t = 0.9
-    exp_s = -(t * torch.log(sig(logits_r)) + (1 - t) * torch.log(1 - sig(logits_r))).mean() - torch.log(1 - sig(logits_f)).mean()
+    exp_s = (-(t * torch.log(sig(logits_r)) + (1 - t) * torch.log(1 - sig(logits_r))).mean()
+             - torch.log(1 - sig(logits_f)).mean())
     assert smooth.item() == pytest.approx(exp_s.item(), rel=1e-5)
 
 

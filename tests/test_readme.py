@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import blobs
 from gankit.data import write_dataset
+
+from conftest import blobs
 
 README = Path(__file__).parents[1] / "README.md"
 

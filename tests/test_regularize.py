@@ -1,4 +1,4 @@
-"""R1, WGAN-GP, spectral norm, instance noise and label smoothing against
+"""R1, WGAN-GP, spectral norm and instance noise against
 values worked out by hand on small discriminators."""
 import copy
 import io
@@ -8,8 +8,14 @@ import torch
 from torch import nn
 
 from gankit.errors import UsageError
-from gankit.regularize import (apply_spectral_norm, gradient_penalty, instance_noise, instance_noise_sigma,
-                               lazy_r1_weight, r1_penalty, smooth_real_targets)
+from gankit.regularize import (
+    apply_spectral_norm,
+    gradient_penalty,
+    instance_noise,
+    instance_noise_sigma,
+    lazy_r1_weight,
+    r1_penalty,
+)
 
 
 def linear_d(shape, seed=0, scale=1.0):
@@ -145,11 +151,3 @@ def test_instance_noise_anneals_to_zero():
     assert instance_noise(x, 0.5, 1.0, g) is x
     with pytest.raises(UsageError, match="--instance-noise"):
         instance_noise_sigma(-1.0, 0.0)
-
-
-def test_smooth_real_targets():
-    t = smooth_real_targets(5, 0.1)
-    assert t.shape == (5,) and torch.allclose(t, torch.full((5,), 0.9))
-    assert torch.equal(smooth_real_targets(3, 0.0), torch.ones(3))
-    with pytest.raises(UsageError, match="--label-smoothing"):
-        smooth_real_targets(3, 0.6)

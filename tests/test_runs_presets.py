@@ -33,7 +33,8 @@ def fake_run(root: Path, name: str, kimgs: list[float], summary: dict | None, fi
 
 def test_runs_lists_status_kimg_best_and_last_change(tmp_path):
     out = tmp_path / "runs"
-    fake_run(out, "00000-dcgan", [0.5, 1.0, 1.5], {"status": "finished", "stopped_by": "kimg"}, fids=[80.5, 61.25, 70.0])
+    fake_run(out, "00000-dcgan", [0.5, 1.0, 1.5], {"status": "finished", "stopped_by": "kimg"},
+             fids=[80.5, 61.25, 70.0])
     old = fake_run(out, "00001-breakout", [0.2, 0.4], None)
     long_ago = time.time() - 3 * 3600
     for path in [old, *old.iterdir()]:
@@ -61,7 +62,7 @@ def test_presets_lists_them_and_shows_each_value_with_why(capsys):
     for name in PRESETS:
         assert main(["presets", name]) == 0
         shown = capsys.readouterr().out
-        for key, value in PRESETS[name].items():
+        for key in PRESETS[name]:
             row = next(line for line in shown.splitlines() if line.startswith(f"--{key.replace('_', '-')} "))
             assert REASONS[name][key] in row
         if name in DOCS:
@@ -70,7 +71,8 @@ def test_presets_lists_them_and_shows_each_value_with_why(capsys):
 
 
 def test_submodules_are_attributes_after_a_bare_import():
-    code = "import gankit; print(gankit.sample.generate.__name__, gankit.data.load_dataset.__name__, gankit.metrics.__name__)"
+    code = ("import gankit; "
+            "print(gankit.sample.generate.__name__, gankit.data.load_dataset.__name__, gankit.metrics.__name__)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["generate", "load_dataset", "gankit.metrics"]

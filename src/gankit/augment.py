@@ -19,135 +19,27 @@ the G pass, with differentiable operations so G's gradient flows through them:
   probability 1 - p, G can only match the data by drawing un-augmented
   images, as long as p stays below roughly 0.8.
 
-Everything is batched: random parameters are drawn per image as tensors and
-applied with gathers and masks, never with a Python loop over the batch, so it
-runs on the training device at any batch size.  Passing a seeded
-``torch.Generator`` makes the draws reproducible (the generator may live on
-the CPU while the images are on CUDA).
+The operations themselves are registered by name in `gankit.augment_ops`;
+they are batched (no Python loop over the images), so augmentation runs on
+the training device at any batch size, and a seeded ``torch.Generator`` makes
+the draws reproducible.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 
-from gankit.config import ADA_OPS, DIFFAUGMENT_OPS  # one list for the CLI check and the code
+from gankit.augment_ops import check_images, draw
 from gankit.errors import UsageError
+from gankit.parsing import parse_list
+from gankit.registry import ADA_OPS, DIFFAUGMENT_OPS
 
-TRANSLATION_RATIO = 1 / 8  # largest shift, as a fraction of each side
-CUTOUT_RATIO = 1 / 2  # side of the erased rectangle, as a fraction of each side
-
-
-# ------------------------------------------------------------ random draws
-def _draw(kind: str, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None,
-          low: int = 0, high: int = 1) -> torch.Tensor:
-    """Random numbers on the generator's device, moved to ``like``'s device."""
-    device = generator.device if generator is not None else like.device
-    if kind == "rand":
-        out = torch.rand(shape, generator=generator, device=device)
-    elif kind == "randn":
-        out = torch.randn(shape, generator=generator, device=device)
-    else:
-        out = torch.randint(low, high, shape, generator=generator, device=device)
-    return out.to(like.device)
-
-
-def _check_images(x: torch.Tensor) -> None:
-    if x.dim() != 4:
-        raise ValueError(f"augmentation expects images of shape (B, C, H, W), got {tuple(x.shape)}")
-
-
-# -------------------------------------------------------- shared operations
-def _color(x: torch.Tensor, brightness: torch.Tensor, saturation: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
-    """Brightness offset, then saturation and contrast factors, per image.
-
-    Each parameter has shape (B, 1, 1, 1); 0 / 1 / 1 leave an image unchanged.
-    Saturation scales each pixel's distance from its channel mean, so it is a
-    no-op on one-channel images; contrast scales each image's distance from
-    its overall mean.
-    """
-    x = x + brightness.to(x.dtype)
-    if x.shape[1] > 1:
-        mean = x.mean(dim=1, keepdim=True)
-        x = (x - mean) * saturation.to(x.dtype) + mean
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * contrast.to(x.dtype) + mean
-
-
-def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
-    """Mirror out-of-range indices back inside [0, n) (shift < n assumed)."""
-    index = index.abs()
-    return torch.where(index >= n, 2 * (n - 1) - index, index)
-
-
-def _translate(x: torch.Tensor, dy: torch.Tensor | None, dx: torch.Tensor, pad: str) -> torch.Tensor:
-    """Shift image b by (dy[b], dx[b]) pixels; uncovered pixels are 0 or mirrored.
-
-    dy, dx: (B,) integer tensors; ``dy=None`` shifts sideways only (one gather
-    fewer).  Implemented as gathers, so it is differentiable w.r.t. x and costs
-    the same for any batch size.
-    """
-    B, C, H, W = x.shape
-    cols = torch.arange(W, device=x.device)[None, :] - dx[:, None]  # (B, W) source column of each output column
-    rows = None if dy is None else torch.arange(H, device=x.device)[None, :] - dy[:, None]  # (B, H)
-    if pad == "reflection":
-        cols = _reflect(cols, W)
-        rows = None if rows is None else _reflect(rows, H)
-        valid = None
-    else:
-        valid = ((cols >= 0) & (cols < W))[:, None, None, :]
-        cols = cols.clamp(0, W - 1)
-        if rows is not None:
-            valid = valid & ((rows >= 0) & (rows < H))[:, None, :, None]
-            rows = rows.clamp(0, H - 1)
-    out = x if rows is None else x.gather(2, rows[:, None, :, None].expand(B, C, H, W))
-    out = out.gather(3, cols[:, None, None, :].expand(B, C, H, W))
-    return out if valid is None else out * valid.to(x.dtype)
-
-
-def _max_shift(side: int, strength: float) -> int:
-    return min(side - 1, int(side * TRANSLATION_RATIO * strength + 0.5))
-
-
-def _random_shifts(x: torch.Tensor, strength: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    B, _, H, W = x.shape
-    my, mx = _max_shift(H, strength), _max_shift(W, strength)
-    dy = _draw("randint", (B,), x, generator, -my, my + 1)
-    dx = _draw("randint", (B,), x, generator, -mx, mx + 1)
-    return dy, dx
-
-
-def _cutout(x: torch.Tensor, strength: float, generator: torch.Generator | None,
-            apply: torch.Tensor | None = None) -> torch.Tensor:
-    """Zero a rectangle of (H/2, W/2) * strength centred at a random pixel
-    (it may hang over the border).  ``apply``: optional (B,) bool mask of the
-    images to erase."""
-    B, _, H, W = x.shape
-    sh, sw = min(H, int(H * CUTOUT_RATIO * strength + 0.5)), min(W, int(W * CUTOUT_RATIO * strength + 0.5))
-    cy = _draw("randint", (B,), x, generator, 0, H)
-    cx = _draw("randint", (B,), x, generator, 0, W)
-    if sh == 0 or sw == 0:
-        return x
-    top, left = cy - sh // 2, cx - sw // 2
-    r = torch.arange(H, device=x.device)[None, :] - top[:, None]  # (B, H)
-    c = torch.arange(W, device=x.device)[None, :] - left[:, None]  # (B, W)
-    hole = ((r >= 0) & (r < sh))[:, None, :, None] & ((c >= 0) & (c < sw))[:, None, None, :]  # (B, 1, H, W)
-    if apply is not None:
-        hole = hole & apply[:, None, None, None]
-    return x * (~hole).to(x.dtype)
-
-
-# --------------------------------------------------------------- DiffAugment
-def parse_ops(ops: str | Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:
-    """Comma-separated string or sequence -> validated list of op names."""
-    names = [o.strip() for o in (ops.split(",") if isinstance(ops, str) else ops) if o.strip()]
-    unknown = [o for o in names if o not in allowed]
-    if unknown:
-        raise UsageError(f"{flag}: unknown operation {unknown[0]!r}; choose from {', '.join(allowed)}")
-    return names
-
+if TYPE_CHECKING:  # pragma: no cover
+    from gankit.config import TrainConfig
 
 def diff_augment(x: torch.Tensor, ops: str | Sequence[str], strength: float = 1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -168,26 +60,17 @@ def diff_augment(x: torch.Tensor, ops: str | Sequence[str], strength: float = 1.
     ``strength`` scales each op's range (brightness offset, factors' distance
     from 1, shift, cutout size); 0 returns x unchanged.  Differentiable w.r.t. x.
     """
-    _check_images(x)
+    check_images(x)
     if strength < 0:
         raise ValueError(f"diff_augment: strength must be >= 0, got {strength}")
-    names = parse_ops(ops, DIFFAUGMENT_OPS, "--diffaugment")
+    names = parse_list(ops, "--diffaugment", list(DIFFAUGMENT_OPS), "operation")
     if strength == 0 or not names:
         return x
-    B = x.shape[0]
     for op in names:
-        if op == "color":
-            u = _draw("rand", (3, B, 1, 1, 1), x, generator)
-            x = _color(x, (u[0] - 0.5) * strength, 1 + (2 * u[1] - 1) * strength, 1 + (u[2] - 0.5) * strength)
-        elif op in ("translation", "translation_x"):
-            dy, dx = _random_shifts(x, strength, generator)
-            x = _translate(x, None if op == "translation_x" else dy, dx, pad="zeros")  # dy drawn all the same: same random stream
-        else:
-            x = _cutout(x, strength, generator)
+        x = DIFFAUGMENT_OPS.get(op).builder(x, strength, generator)
     return x
 
 
-# ------------------------------------------------------ adaptive augmentation
 class AdaptiveAugment:
     """StyleGAN2-ADA-style augmentation with probability p tuned on the fly.
 
@@ -223,8 +106,9 @@ class AdaptiveAugment:
             raise ValueError(f"AdaptiveAugment: interval and batch must be >= 1, got {interval} and {batch}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"AdaptiveAugment: p must be in [0, 1], got {p}")
-        self.ops = parse_ops(ops, ADA_OPS, "--ada")
-        self.target, self.speed_kimg, self.interval, self.batch = float(target), float(speed_kimg), int(interval), int(batch)
+        self.ops = parse_list(ops, "--ada-ops", list(ADA_OPS), "operation")
+        self.target, self.speed_kimg = float(target), float(speed_kimg)
+        self.interval, self.batch = int(interval), int(batch)
         self._p = torch.tensor(float(p))
         self._stats: torch.Tensor | None = None  # [sum of signs, count] since the last adjustment
         self._last_rt: torch.Tensor | None = None
@@ -283,24 +167,14 @@ class AdaptiveAugment:
         """Augment each image of x (B, C, H, W) with each op at probability p.
         Same shape and dtype; differentiable w.r.t. x; identity when p is 0
         (the random draws still happen, so the RNG stream does not depend on p)."""
-        _check_images(x)
+        check_images(x)
         B = x.shape[0]
         if self._p.device != x.device:
             self._p = self._p.to(x.device)  # once; later updates keep it there
         p = self._p
         for op in self.ops:
-            apply = _draw("rand", (B,), x, generator) < p  # (B,) which images get this op
-            if op == "flip":
-                x = torch.where(apply[:, None, None, None], x.flip(3), x)
-            elif op == "translation":
-                dy, dx = _random_shifts(x, 1.0, generator)
-                x = _translate(x, dy * apply, dx * apply, pad="reflection")
-            elif op == "color":
-                n = _draw("randn", (3, B, 1, 1, 1), x, generator)
-                coloured = _color(x, n[0] * 0.2, torch.exp(n[2] * math.log(2)), torch.exp(n[1] * (0.5 * math.log(2))))
-                x = torch.where(apply[:, None, None, None], coloured, x)  # exact identity where skipped
-            else:
-                x = _cutout(x, 1.0, generator, apply=apply)
+            apply = draw("rand", (B,), x, generator) < p  # (B,) which images get this op
+            x = ADA_OPS.get(op).builder(x, apply, generator)
         return x
 
     # ------------------------------------------------------------ checkpoints
@@ -325,3 +199,10 @@ class AdaptiveAugment:
         self._images = int(state.get("pending_images", 0))
         last = state.get("last_rt")
         self._last_rt = None if last is None else torch.tensor(float(last))
+
+
+def config_ada(cfg: TrainConfig) -> AdaptiveAugment | None:
+    """The adaptive augmentation a run with this config uses; None without --ada."""
+    if not cfg.ada:
+        return None
+    return AdaptiveAugment(target=cfg.ada_target, speed_kimg=cfg.ada_kimg, batch=cfg.batch, ops=cfg.ada_op_list)

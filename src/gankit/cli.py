@@ -21,9 +21,11 @@ import errno
 import importlib
 import os
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from gankit import __version__
+from gankit.cli_helpers import HelpFormatter, positive_int  # noqa: F401 - still imported from here by some commands
 from gankit.errors import EnvironmentProblem, TrainingFailed, UsageError
 
 # command name -> module that defines add_parser(subparsers) and run(args)
@@ -68,30 +70,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\nhint: `{self.prog} --help` lists every flag and its default\n")
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the line breaks of descriptions."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        # `gankit train` flags default to None (so a preset can fill them) and
-        # state the real default in their own help text: do not add a second.
-        # A default of None or "" means "not given": nothing worth showing.
-        help_text = action.help or ""
-        if "(default: " in help_text or action.default in (None, ""):
-            return help_text
-        return super()._get_help_string(action)
-
-
-def positive_int(text: str) -> int:
-    """argparse type for counts: a bad value makes argparse name the flag and exit 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The full parser of the command named in ``argv`` (all of them when
     ``argv`` is None); other commands get a placeholder with their summary,
@@ -127,14 +105,18 @@ def explain(err: BaseException, command: str) -> tuple[int, str, str] | None:
     """(exit status, error line, hint line) for an error the user can act on; None for a bug."""
     prefix = f"gankit {command}: error:"
     if isinstance(err, UsageError):
-        return 2, f"{prefix} {_one_line(err)}", err.hint or f"`gankit {command} --help` lists every flag and its default"
+        return (2, f"{prefix} {_one_line(err)}",
+                err.hint or f"`gankit {command} --help` lists every flag and its default")
     if isinstance(err, EnvironmentProblem):
-        return 1, f"{prefix} {_one_line(err)}", err.hint or f"nothing is wrong with the flags; add --debug (or {DEBUG_ENV}=1) for the traceback"
+        return (1, f"{prefix} {_one_line(err)}",
+                err.hint or f"nothing is wrong with the flags; add --debug (or {DEBUG_ENV}=1) for the traceback")
     if isinstance(err, TrainingFailed):
-        return 1, f"{prefix} training failed: {_one_line(err)}", "see the run's log.txt and health.jsonl; the last good checkpoint is kept"
+        return (1, f"{prefix} training failed: {_one_line(err)}",
+                "see the run's log.txt and health.jsonl; the last good checkpoint is kept")
     if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
         where = f": {err.filename}" if err.filename else ""
-        return 1, f"{prefix} {err.strerror or err}{where}", "free some space, fix the folder's permissions, or write somewhere else (--out)"
+        return (1, f"{prefix} {err.strerror or err}{where}",
+                "free some space, fix the folder's permissions, or write somewhere else (--out)")
     return None
 
 

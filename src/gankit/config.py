@@ -20,12 +20,15 @@ from typing import Any
 
 from gankit.device import DEVICE_HELP, check_device_name
 from gankit.errors import UsageError
+from gankit.parsing import parse_list, parse_size
 
-# The names the builders accept (losses.build_loss, models.build_*, the metrics
-# registry); tests/test_config.py checks that each list matches its builder.
-LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
-MODELS = ("seed", "dcgan")
-EXTRACTORS = ("dataset", "inception")
+# --model, --loss, --extractor, --diffaugment and --ada-ops take the names these
+# registries hold; the parts register themselves beside their code.
+from gankit.registry import ADA_OPS, DIFFAUGMENT_OPS, EXTRACTORS, LOSSES, MODELS
+
+# --resolution: the models need 8 pixels a side; beyond 1024 a run would not fit in memory
+RESOLUTION_LIMITS = (8, 1024)
+
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 BUDGET = ("epochs", "kimg", "minutes")
 DEFAULT_EPOCHS = 10  # the budget when none of BUDGET is set
@@ -34,8 +37,6 @@ BUDGET_RULE = ("the first of --epochs, --kimg and --minutes reached stops the ru
                "config file's budget of the other kinds unless those are given too")
 # keys a run's config.yaml holds besides the fields (written by train.rundir.write_config)
 CONFIG_FILE_EXTRAS = ("image_shape",)
-DIFFAUGMENT_OPS = ("color", "translation", "translation_x", "cutout")
-ADA_OPS = ("flip", "translation", "color", "cutout")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -76,7 +77,8 @@ class TrainConfig:
     ada: bool = _f(False, "adaptive augmentation probability driven by D's overfitting signal")
     ada_target: float = _f(0.6, "ADA target for r_t = E[sign(D(x_real))]")
     ada_kimg: float = _f(100.0, "images (thousands) for ADA's p to move from 0 to 1")
-    ada_ops: str = _f("flip,translation,color", "operations ADA applies with probability p (flip,translation,color,cutout)")
+    ada_ops: str = _f("flip,translation,color", "operations ADA applies with probability p "
+                                                "(flip,translation,color,cutout)")
     r1: float = _f(0.0, "R1 gradient penalty weight gamma on real images (0 disables)")
     r1_every: int = _f(16, "lazy regularisation: apply R1 every k D steps")
     spectral_norm: bool = _f(False, "spectral normalisation on every D weight")
@@ -106,7 +108,8 @@ class TrainConfig:
     # --- hardware ---
     device: str = _f("auto", DEVICE_HELP)
     precision: str = _f("fp32", "fp32, bf16 (autocast, CPU or CUDA), fp16 (CUDA, gradient scaler), or auto "
-                        "(bf16 where the hardware runs it natively, else fp16 on CUDA / fp32 on CPU)", choices=PRECISIONS)
+                        "(bf16 where the hardware runs it natively, else fp16 on CUDA / fp32 on CPU)",
+                        choices=PRECISIONS)
     channels_last: bool = _f(False, "channels_last memory format for the models")
     compile: bool = _f(False, "torch.compile the models")
     sync_bn: bool = _f(False, "synchronise BatchNorm statistics across ranks (torchrun)")
@@ -114,7 +117,7 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- helpers
     @classmethod
-    def from_preset(cls, preset: str = "", **overrides: Any) -> "TrainConfig":
+    def from_preset(cls, preset: str = "", **overrides: Any) -> TrainConfig:
         """The preset's values with ``overrides`` on top, by the budget rule (see BUDGET_RULE)."""
         return resolve(preset, overrides=overrides)[0]
 
@@ -122,22 +125,32 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     @property
     def critic_steps(self) -> int:
+        """D steps per G step: --n-critic, or the loss's own default when it is 0."""
         if self.n_critic > 0:
             return self.n_critic
-        return 5 if self.loss in ("wgan", "wgan-gp") else 1
+        return int(LOSSES.get(self.loss).builder.default_critic_steps)
 
     @property
     def diffaugment_ops(self) -> list[str]:
-        return [op.strip() for op in self.diffaugment.split(",") if op.strip()]
+        return parse_list(self.diffaugment, "--diffaugment", list(DIFFAUGMENT_OPS), "operation")
+
+    @property
+    def ada_op_list(self) -> list[str]:
+        return parse_list(self.ada_ops, "--ada-ops", list(ADA_OPS), "operation")
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """--resolution as (height, width); None when it is not set (the dataset's size)."""
+        return parse_resolution(self.resolution) if self.resolution else None
 
     def validate(self) -> None:
         """Check values and combinations; raise UsageError naming the flag."""
@@ -145,13 +158,15 @@ class TrainConfig:
         def bad(flag: str, why: str) -> None:
             raise UsageError(f"--{flag.replace('_', '-')}: {why}")
 
-        for name in ("latent", "width_g", "width_d", "batch", "log_every", "keep", "num_samples", "r1_every", "checkpoint_every"):
+        for name in ("latent", "width_g", "width_d", "batch", "log_every", "keep", "num_samples", "r1_every",
+                     "checkpoint_every"):
             if getattr(self, name) < 1:
                 bad(name, f"must be >= 1, got {getattr(self, name)}")
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 bad(name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg", "eval_every_kimg", "n_critic", "threads"):
+        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg",
+                     "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if self.attention < 0:
@@ -169,40 +184,27 @@ class TrainConfig:
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             bad("beta1", "betas must be in [0, 1)")
         check_device_name(self.device)
-        for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS), ("extractor", EXTRACTORS)):
+        for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS),
+                              ("extractor", EXTRACTORS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for op in self.diffaugment_ops:
-            if op not in DIFFAUGMENT_OPS:
-                bad("diffaugment", f"unknown op {op!r}; choose from {', '.join(DIFFAUGMENT_OPS)}")
-        for op in [o.strip() for o in self.ada_ops.split(",") if o.strip()]:
-            if op not in ADA_OPS:
-                bad("ada_ops", f"unknown op {op!r}; choose from {', '.join(ADA_OPS)}")
-        if self.label_smoothing and self.loss != "bce":
-            bad("label_smoothing", f"applies to the bce loss only, not {self.loss}")
-        if self.loss == "wgan" and self.spectral_norm:
-            bad("spectral_norm", "cannot be combined with --loss wgan (weight clipping already constrains D); use wgan-gp or hinge")
-        if self.loss == "wgan" and self.r1:
-            bad("r1", "cannot be combined with --loss wgan (weight clipping); use wgan-gp")
-        if self.resolution:
-            from gankit.models.common import plan_resolution
-
-            plan_resolution(*parse_size(self.resolution, "resolution"))
+        _ = self.diffaugment_ops, self.ada_op_list  # each raises a UsageError naming its flag
+        loss = LOSSES.get(self.loss).builder  # what the loss declares it takes and does
+        if self.label_smoothing and "label_smoothing" not in loss.options:
+            takers = [n for n in LOSSES if "label_smoothing" in LOSSES.get(n).builder.options]
+            bad("label_smoothing", f"applies to the {', '.join(takers)} loss only, not {self.loss}")
+        if loss.clips_weights and self.spectral_norm:
+            bad("spectral_norm", f"cannot be combined with --loss {self.loss} (weight clipping already constrains "
+                                 "D); use wgan-gp or hinge")
+        if loss.clips_weights and self.r1:
+            bad("r1", f"cannot be combined with --loss {self.loss} (weight clipping); use wgan-gp")
+        if self.image_size:
+            MODELS.get(self.model)["check_size"](*self.image_size)
 
 
-def parse_size(text: str, flag: str = "size") -> tuple[int, int]:
-    """'64' -> (64, 64); '84x64' -> (84, 64) as (height, width)."""
-    try:
-        if "x" in text.lower():
-            h, w = text.lower().split("x")
-            size = (int(h), int(w))
-        else:
-            size = (int(text), int(text))
-    except ValueError:
-        raise UsageError(f"--{flag}: expected S or HxW (e.g. 64 or 84x64), got {text!r}") from None
-    if min(size) < 8 or max(size) > 1024:
-        raise UsageError(f"--{flag}: sides must be between 8 and 1024, got {text!r}")
-    return size
+def parse_resolution(text: str) -> tuple[int, int]:
+    """--resolution: S or HxW within RESOLUTION_LIMITS, as (height, width)."""
+    return parse_size(text, "--resolution", *RESOLUTION_LIMITS)
 
 
 def resolve(preset: str = "", file_values: dict[str, Any] | None = None,
@@ -221,7 +223,8 @@ def resolve(preset: str = "", file_values: dict[str, Any] | None = None,
         values["preset"] = preset
     values.update(file_values or {})
     overrides = dict(overrides or {})
-    where = f"preset {preset}" if preset and not file_values else "config file" if not preset else "preset or config file"
+    where = (f"preset {preset}" if preset and not file_values else
+             "config file" if not preset else "preset or config file")
     notes = apply_budget_rule(values, overrides, where)
     values.update(overrides)
     unknown = set(values) - {f.name for f in fields(TrainConfig)}
@@ -288,13 +291,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = flag_help(f, getattr(defaults, f.name))
         if f.type in ("bool", bool):
             if f.name == "no_ema":
-                group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
+                group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
+                                   help=f.metadata["help"])
                 continue
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+        choices = f.metadata.get("choices")
         group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=help_text,
-                           choices=f.metadata.get("choices"))
+                           choices=list(choices) if choices else None)
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gankit.config import CONFIG_FILE_EXTRAS, TrainConfig
 from gankit.errors import UsageError
@@ -23,7 +23,8 @@ def load_config_file(path: str) -> dict[str, Any]:
 
     file = Path(path)
     if not file.is_file():
-        raise UsageError(f"--config: no such file {path}", hint="a run's config.yaml, or a YAML file of flag names with _ for -")
+        raise UsageError(f"--config: no such file {path}",
+                         hint="a run's config.yaml, or a YAML file of flag names with _ for -")
     try:
         loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
@@ -38,7 +39,8 @@ def load_config_file(path: str) -> dict[str, Any]:
             continue
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1)
-            raise UsageError(f"--config: {path}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"--config: {path}: unknown key {key!r}{guess}",
                              hint="keys are the names of `gankit train`'s flags, with _ for - (e.g. lr_d: 0.0002)")
         loaded[key] = _typed(key, value, known[key].type, path)
     return {k: v for k, v in loaded.items() if k not in CONFIG_FILE_EXTRAS}
@@ -55,4 +57,4 @@ def _typed(key: str, value: Any, kind: Any, path: str) -> Any:
     if isinstance(value, bool) and kind != "bool" or not isinstance(value, ok):
         raise UsageError(f"--config: {path}: {key} must be {'a number' if kind in ('int', 'float') else 'a ' + kind}, "
                          f"got {value!r}")
-    return float(value) if kind == "float" else value
+    return float(cast(Any, value)) if kind == "float" else value

@@ -48,7 +48,7 @@ def present() -> str:
     return ", ".join(found)
 
 
-def resolve_device(text: str, flag: str = "--device") -> "torch.device":
+def resolve_device(text: str, flag: str = "--device") -> torch.device:
     """The torch device for a --device value; a UsageError when it is absent here."""
     import torch
 

@@ -24,7 +24,8 @@ class UsageError(_Explained, ValueError):
 class EnvironmentProblem(_Explained, RuntimeError):
     """The machine, not the user's flags, stopped the command: a full disk, a
     read-only or unwritable folder.  (A run directory locked by another writer
-    is a `UsageError`, exit 2: the fix is to pick another run.)  The CLI prints one line naming the path and the fix, and exits with status 1."""
+    is a `UsageError`, exit 2: the fix is to pick another run.)  The CLI
+    prints one line naming the path and the fix, and exits with status 1."""
 
 
 class TrainingFailed(RuntimeError):

@@ -40,17 +40,23 @@ REASONS: dict[str, dict[str, str]] = {
         "model": "dcgan (transposed-conv G): the model every measurement in docs/presets/breakout.md used",
         "loss": "bce: LSGAN (0.44) and hinge + spectral norm (slower) did not beat it",
         "width_g": "32: wider networks cost about 3x a step on a CPU, where small convolutions dominate",
-        "width_d": "16: D runs three times a step, so halving it made the step 1.58x faster and learnt no slower per image",
-        "d_head": "an MLP on D's features lets D ask for exactly one paddle (a linear head scores two as the sum of one)",
-        "coord_conv": "each conv sees the pixel's row and column: G moves one paddle instead of fading copies (~11% of the step)",
+        "width_d": "16: D runs three times a step, so halving it made the step 1.58x faster and learnt no slower per "
+                   "image",
+        "d_head": "an MLP on D's features lets D ask for exactly one paddle (a linear head scores two as the sum of "
+                  "one)",
+        "coord_conv": "each conv sees the pixel's row and column: G moves one paddle instead of fading copies (~11% of "
+                      "the step)",
         "batch": "16: twice the G steps of batch 32 for the same images (paddle score 0.48 against 0.22)",
         "lr_g": "4e-4 levelled off above 0.9 where 3e-4 sat at 0.90 (width_d 16, d_head 256)",
         "lr_d": "the same as G's: changing lr_d alone (1e-4; 4e-4 with lr_g 2e-4) was worse",
-        "diffaugment": "sideways shifts only: vertical shifts push the paddle row out of ~18% of real frames, blinding D to it",
-        "mbstd": "D sees the spread within groups of 4, so it can tell G smears the paddle the same way in every sample",
+        "diffaugment": "sideways shifts only: vertical shifts push the paddle row out of ~18% of real frames, blinding "
+                       "D to it",
+        "mbstd": "D sees the spread within groups of 4, so it can tell G smears the paddle the same way in every "
+                 "sample",
         "precision": "bf16 only where the CPU runs it natively (emulated bf16 is slower than fp32)",
         "channels_last": "1.25x faster in fp32 on the CPU",
-        "kimg": "80, what the slow 2-core machine reaches in 8 minutes: a faster one stops here, before D wins (~130 kimg)",
+        "kimg": "80, what the slow 2-core machine reaches in 8 minutes: a faster one stops here, before D wins (~130 "
+                "kimg)",
         "minutes": "8 minutes keep `make run` under 10 from a clean clone (78 kimg, paddle 0.97 on 2 cores)",
         "log_every": "a console line every 100 steps: ~50 lines in 8 minutes (the default 50 gives ~100)",
         "ema_kimg": "2 kimg; a half-life of 5 kimg scored lower (0.54)",

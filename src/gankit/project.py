@@ -20,6 +20,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ class Projection:
     features: list[float]  # per image: the perceptual distance (0 = same features)
 
 
-def _feature_maps(encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+def _feature_maps(encoder: Any, x: torch.Tensor) -> list[torch.Tensor]:
     """Activations after each block of the dataset encoder, unit length over channels."""
     maps = []
     h = 2 * x - 1  # the encoder's own input convention (see Encoder.forward)
@@ -53,7 +54,7 @@ def _feature_maps(encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 class Loss(nn.Module):
     """Per-image distance between images (N, C, H, W) in [-1, 1] and fixed targets."""
 
-    def __init__(self, extractor: nn.Module, targets: torch.Tensor, feature_weight: float = 1.0):
+    def __init__(self, extractor: Any, targets: torch.Tensor, feature_weight: float = 1.0):
         super().__init__()
         from gankit.metrics.dataset_encoder import resize
         from gankit.metrics.registry import to_unit_nchw
@@ -69,7 +70,8 @@ class Loss(nn.Module):
         ``which`` selects (one target broadcasts against many images)."""
         pixels = (images - self.targets[which]).square().flatten(1).mean(1)
         maps = _feature_maps(self.extractor.encoder, self.prep(images))
-        feats = sum((m - t[which]).square().sum(1).mean(dim=(1, 2)) for m, t in zip(maps, self.target_maps))
+        feats = cast(torch.Tensor, sum((m - t[which]).square().sum(1).mean(dim=(1, 2))
+                                       for m, t in zip(maps, self.target_maps)))
         return pixels, feats / len(maps)
 
     def forward(self, images: torch.Tensor, which: slice = slice(None)) -> torch.Tensor:
@@ -107,7 +109,7 @@ def project(G: nn.Module, targets: torch.Tensor, extractor: nn.Module, steps: in
 
 
 @torch.no_grad()
-def _best_start(G: nn.Module, loss_fn: Loss, n: int, candidates: int, seed: int) -> torch.Tensor:
+def _best_start(G: Any, loss_fn: Loss, n: int, candidates: int, seed: int) -> torch.Tensor:
     """For each target, the best of ``candidates`` random latents (a good start avoids poor local minima)."""
     device = next(G.parameters()).device
     pool = torch.randn(candidates, G.latent, generator=torch.Generator().manual_seed(seed)).to(device)
@@ -125,11 +127,11 @@ def load_images(paths: list[str], channels: int, height: int, width: int) -> tup
         if not path.is_file():
             raise UsageError(f"IMAGE: no such file {p}")
         try:
-            with Image.open(path) as img:
-                img = img.convert("RGB" if channels == 3 else "L")
+            with Image.open(path) as src:
+                img = src.convert("RGB" if channels == 3 else "L")
                 if img.size != (width, height):
                     notes.append(f"{path.name}: resized from {img.width}x{img.height} to {width}x{height}")
-                    img = img.resize((width, height), Image.BICUBIC)
+                    img = img.resize((width, height), Image.Resampling.BICUBIC)
                 arr = np.asarray(img, dtype=np.float32)
         except (UnidentifiedImageError, OSError) as err:
             raise UsageError(f"IMAGE: cannot read {p} as an image: {err}") from None
@@ -151,11 +153,11 @@ def dataset_of(run: str, data: str | None) -> str:
 
         found = read_header(path).get("source", {}).get("data")
     else:
-        run = RunDir.of(path)  # a run directory, or the run of a checkpoint file
-        if run.config.is_file():
+        files = RunDir.of(path)  # a run directory, or the run of a checkpoint file
+        if files.config.is_file():
             from gankit.train.rundir import read_config
 
-            found = (read_config(run.path) or {}).get("data")
+            found = (read_config(files.path) or {}).get("data")
     if not found or not Path(found).is_dir():
         where = f" ({found})" if found else ""
         raise UsageError(f"--data: the dataset that {run} learnt is not found here{where}; pass --data DATASET")
@@ -167,6 +169,7 @@ def initial_latents(resume: str | None, stems: list[str], latent: int) -> torch.
     if resume is None:
         return None
     path = Path(resume)
+    z: np.ndarray | None
     try:
         if path.is_dir():
             z = np.stack([np.load(path / f"{s}.npy", allow_pickle=False).reshape(-1) for s in stems])
@@ -191,7 +194,7 @@ features of the encoder trained on the run's dataset), and write
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter, positive_int
+    from gankit.cli_helpers import HelpFormatter, positive_int
     from gankit.device import DEVICE_HELP
     from gankit.sample import CHECKPOINT_HELP
 
@@ -226,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     args.device = resolve_device(args.device)
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr: expected a positive number, got {args.lr}")
-    G = load_generator(args.run, None if Path(args.run).suffix == ".safetensors" else args.checkpoint,
+    G: Any = load_generator(args.run, None if Path(args.run).suffix == ".safetensors" else args.checkpoint,
                        ema=not args.no_ema, device=args.device)
     targets, notes = load_images(args.images, G.channels, G.height, G.width)
     stems = [Path(p).stem for p in args.images]

@@ -9,26 +9,23 @@ gradients for the generator.  Each function here limits D in another way:
 * `gradient_penalty` (Gulrajani et al. 2017): WGAN-GP's unit-gradient-norm
   penalty on points between real and fake; `gankit.losses` calls it.
 * `apply_spectral_norm` (Miyato et al. 2018): divide every D weight by its
-  largest singular value, making each layer 1-Lipschitz.
+  largest singular value, making each layer 1-Lipschitz (defined in
+  `gankit.models.spectral`, whose discriminator factory applies it).
 * `instance_noise` (Sønderby et al. 2017): Gaussian noise on D's inputs,
   annealed to zero, so real and fake distributions overlap early on.
-* `smooth_real_targets` (Salimans et al. 2016): one-sided label smoothing.
 
 Every function returns the unweighted term; the caller applies its weight.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-from torch import nn
-from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import spectral_norm
 
 from gankit.errors import UsageError
+from gankit.models.spectral import SPECTRAL_NORM_LAYERS, apply_spectral_norm  # noqa: F401 - part of this module's API
 
 Discriminator = Callable[[torch.Tensor], torch.Tensor]
-SPECTRAL_NORM_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def _squared_grad_norms(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -89,29 +86,6 @@ def gradient_penalty(D: Discriminator, real: torch.Tensor, fake: torch.Tensor,
     return ((norms - 1) ** 2).mean()
 
 
-def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
-    """Spectral-normalise the weight of every Linear and (transposed) conv
-    layer of ``module`` in place, and return it.
-
-    Uses the ``torch.nn.utils.parametrizations`` API: the raw weight lives at
-    ``<layer>.parametrizations.weight.original`` next to the power-iteration
-    vectors ``_u``/``_v``, all plain tensors in the state_dict, so checkpoints
-    load with ``weights_only=True`` into a model wrapped the same way, and
-    ``copy.deepcopy`` works.  Each training-mode forward pass runs
-    ``n_power_iterations`` steps of power iteration; eval mode reuses the
-    last estimate.  Layers already normalised are left alone.
-    """
-    found = 0
-    for layer in module.modules():
-        if isinstance(layer, SPECTRAL_NORM_LAYERS) and getattr(layer, "weight", None) is not None:
-            found += 1
-            if not parametrize.is_parametrized(layer, "weight"):
-                spectral_norm(layer, n_power_iterations=n_power_iterations)
-    if not found:
-        raise UsageError("--spectral-norm: the discriminator has no Linear or convolution layer to normalise")
-    return module
-
-
 def instance_noise_sigma(sigma0: float, progress: float) -> float:
     """Noise std after ``progress`` (0..1, clamped) of training: sigma0 * (1 - progress)."""
     if sigma0 < 0:
@@ -130,13 +104,3 @@ def instance_noise(x: torch.Tensor, sigma0: float, progress: float,
     device = generator.device if generator is not None else x.device
     noise = torch.randn(x.shape, generator=generator, device=device).to(x.device, x.dtype)
     return x + sigma * noise
-
-
-def smooth_real_targets(n: int, smoothing: float, device: torch.device | str | None = None,
-                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(n,) BCE targets for real images under one-sided label smoothing:
-    1 - smoothing everywhere (fake targets stay 0).  `gankit.losses.BCELoss`
-    takes the same ``label_smoothing`` value and does this internally."""
-    if not 0.0 <= smoothing < 0.5:
-        raise UsageError(f"--label-smoothing: must be in [0, 0.5), got {smoothing}")
-    return torch.full((n,), 1.0 - smoothing, device=device, dtype=dtype)

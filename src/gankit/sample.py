@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gankit.config import TrainConfig
 from gankit.cli import positive_int
+from gankit.config import TrainConfig
 from gankit.device import DEVICE_HELP, resolve_device
 from gankit.errors import UsageError
 from gankit.inputs import expect_run

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from gankit.cli_helpers import HelpFormatter
 from gankit.errors import UsageError
 
 DATA_HELP = """Make a dataset (a folder with images.npy + manifest.json) and look at it.
@@ -65,7 +67,8 @@ def _number(kind: type, low: float, inclusive: bool = True) -> Callable[[str], A
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got "
+                                             f"{text!r}") from None
         if value < low or (not inclusive and value == low):
             raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, got {text!r}")
         return value
@@ -75,7 +78,7 @@ def _number(kind: type, low: float, inclusive: bool = True) -> Callable[[str], A
 
 
 def _size(text: str) -> tuple[int, int]:
-    from gankit.data.imageops import parse_size
+    from gankit.parsing import parse_size
 
     return parse_size(text)
 
@@ -98,11 +101,13 @@ def _common(p: argparse.ArgumentParser, resize_default: str) -> None:
 
     p.add_argument("--size", type=_checked(_size), default="64", help="output size S (square) or HxW, e.g. 84x64")
     p.add_argument("--grayscale", action="store_true", help="one grey channel instead of RGB")
-    p.add_argument("--resize", choices=list(RESIZE_FILTERS), default=resize_default, help="resize filter (area, bilinear, bicubic and lanczos are antialiased)")
+    p.add_argument("--resize", choices=list(RESIZE_FILTERS), default=resize_default,
+                   help="resize filter (area, bilinear, bicubic and lanczos are antialiased)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--overwrite", action="store_true", help="replace a dataset already in the output folder")
-    keep.add_argument("--append", action="store_true", help="add to a dataset already in the output folder (same size and channels)")
+    keep.add_argument("--append", action="store_true",
+                      help="add to a dataset already in the output folder (same size and channels)")
 
 
 def _existing(args: argparse.Namespace) -> str:
@@ -111,20 +116,22 @@ def _existing(args: argparse.Namespace) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
-    from gankit.data.atari import POLICIES
-    from gankit.data.folder import LABEL_MODES
-    from gankit.data.imageops import FITS
-
     data = sub.add_parser("data", help="make and inspect datasets (atari, folder, fetch, show)",
                           description=DATA_HELP, formatter_class=HelpFormatter)
     data.set_defaults(_parser=data, func=lambda args: (data.print_help(), 2)[1])
     cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    for add in (_add_atari, _add_folder, _add_fetch, _add_show):
+        add(cmds)
+
+
+def _add_atari(cmds: argparse._SubParsersAction) -> None:
+    from gankit.data.atari import POLICIES
 
     p = cmds.add_parser("atari", help="frames from an Atari game (ALE)", formatter_class=HelpFormatter,
                         description="Play an Atari game in the Arcade Learning Environment and keep its frames.")
     p.add_argument("--game", default="Breakout",
-                   help="ALE game name (Breakout, Pong, MsPacman, ...); several, comma-separated, give a dataset labelled by game")
+                   help="ALE game name (Breakout, Pong, MsPacman, ...); several, comma-separated, give a dataset "
+                        "labelled by game")
     p.add_argument("--frames", type=_number(int, 1), default=20000, help="number of frames to keep (per game)")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="dataset folder to write (required)")
     _common(p, "area")
@@ -137,41 +144,69 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_number(int, 1), default=1, help="emulators run in parallel processes")
     p.set_defaults(func=_writes(run_atari), _parser=p)
 
+
+def _add_folder(cmds: argparse._SubParsersAction) -> None:
+    from gankit.data.folder import LABEL_MODES
+    from gankit.data.imageops import FITS
+
     p = cmds.add_parser("folder", help="every image under a folder", formatter_class=HelpFormatter,
-                        description="Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped and listed.")
+                        description="Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped "
+                                    "and listed.")
     p.add_argument("src", metavar="SRC", help="folder searched recursively (hidden files are ignored)")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="dataset folder to write (required)")
     _common(p, "lanczos")
-    p.add_argument("--fit", choices=FITS, default="crop", help="crop: centre crop to the output aspect; pad: fit inside, fill with --background; stretch: ignore the aspect")
-    p.add_argument("--background", type=_checked(_colour), default="white", help="colour under transparent pixels and padding")
+    p.add_argument("--fit", choices=FITS, default="crop",
+                   help="crop: centre crop to the output aspect; pad: fit inside, fill with --background; stretch: "
+                        "ignore the aspect")
+    p.add_argument("--background", type=_checked(_colour), default="white",
+                   help="colour under transparent pixels and padding")
     p.add_argument("--dedupe", action="store_true", help="drop files whose bytes duplicate an earlier file")
     p.add_argument("--workers", type=_number(int, 1), default=4, help="decoding threads")
     p.add_argument("--labels", choices=LABEL_MODES, default="none",
-                   help="subdirs: each first-level sub-folder of SRC is a class (sorted names); files directly in SRC are skipped")
+                   help="subdirs: each first-level sub-folder of SRC is a class (sorted names); files directly in SRC "
+                        "are skipped")
     p.set_defaults(func=_writes(run_folder), _parser=p)
 
+
+def _add_fetch(cmds: argparse._SubParsersAction) -> None:
+    from gankit.data.imageops import FITS
+
     p = cmds.add_parser("fetch", help="download the images listed in a CSV", formatter_class=HelpFormatter,
-                        description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says what happened to each row.")
+                        description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says "
+                                    "what happened to each row.")
     p.add_argument("csv", metavar="CSV", help="CSV file with a header row")
     p.add_argument("--column", default="image_url", help="column holding the image URLs")
     p.add_argument("--label-column", default=None,
-                   help="column holding each row's class (its distinct values, sorted, are the classes; rows with an empty one fail); None: unlabelled")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="folder for images/ and fetch_report.csv (required)")
+                   help="column holding each row's class (its distinct values, sorted, are the classes; rows with an "
+                        "empty one fail); None: unlabelled")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="folder for images/ and fetch_report.csv (required)")
     p.add_argument("--workers", type=_number(int, 1), default=8, help="concurrent downloads")
-    p.add_argument("--timeout", type=_number(float, 0, inclusive=False), default=10.0, help="seconds to connect / wait for data")
-    p.add_argument("--deadline", type=_number(float, 0, inclusive=False), default=60.0, help="seconds allowed per file, retries included")
-    p.add_argument("--retries", type=_number(int, 0), default=3, help="retries after 5xx, 429, timeouts, dropped connections")
-    p.add_argument("--backoff", type=_number(float, 0), default=0.5, help="first retry delay in seconds, doubled each retry")
-    p.add_argument("--max-mb", type=_number(float, 0, inclusive=False), default=20.0, help="largest file accepted, in MiB")
-    p.add_argument("--to-dataset", action="store_true", help="then import OUT/images as a dataset (like `gankit data folder`)")
-    p.add_argument("--dataset-out", default=None, help="dataset folder for --to-dataset; None means OUT without its '-raw' suffix (data/cards-raw -> data/cards), else OUT/dataset")
+    p.add_argument("--timeout", type=_number(float, 0, inclusive=False), default=10.0,
+                   help="seconds to connect / wait for data")
+    p.add_argument("--deadline", type=_number(float, 0, inclusive=False), default=60.0,
+                   help="seconds allowed per file, retries included")
+    p.add_argument("--retries", type=_number(int, 0), default=3,
+                   help="retries after 5xx, 429, timeouts, dropped connections")
+    p.add_argument("--backoff", type=_number(float, 0), default=0.5,
+                   help="first retry delay in seconds, doubled each retry")
+    p.add_argument("--max-mb", type=_number(float, 0, inclusive=False), default=20.0,
+                   help="largest file accepted, in MiB")
+    p.add_argument("--to-dataset", action="store_true",
+                   help="then import OUT/images as a dataset (like `gankit data folder`)")
+    p.add_argument("--dataset-out", default=None,
+                   help="dataset folder for --to-dataset; None means OUT without its '-raw' suffix (data/cards-raw -> "
+                        "data/cards), else OUT/dataset")
     _common(p, "lanczos")
     p.add_argument("--fit", choices=FITS, default="crop", help="--to-dataset: how images are fitted to --size")
     p.set_defaults(func=_writes(run_fetch), _parser=p)
 
+
+def _add_show(cmds: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("show", help="print statistics and write a preview grid", formatter_class=HelpFormatter,
-                        description="Print count, size, channels and per-channel mean/std (and images per class when labelled); "
-                                "write a grid of random images (one row per class when labelled, at most 16 classes).")
+                        description="Print count, size, channels and per-channel mean/std (and images per class when "
+                                    "labelled); write a grid of random images (one row per class when labelled, at "
+                                    "most 16 classes).")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
     p.add_argument("--out", default="preview.png", help="preview image (PNG) to write")
     p.add_argument("--count", type=_number(int, 1), default=64, help="images in the grid (at most the dataset size)")
@@ -196,7 +231,8 @@ def run_atari(args: argparse.Namespace) -> int:
 def _print_classes(ds: Any) -> None:
     """Images per class, and a warning for a class that got none."""
     for name, n in zip(ds.classes, ds.class_counts):
-        print(f"  class {name}: {n} images" + ("  (none: this class cannot be trained or sampled well)" if n == 0 else ""))
+        empty = "  (none: this class cannot be trained or sampled well)" if n == 0 else ""
+        print(f"  class {name}: {n} images{empty}")
 
 
 def run_folder(args: argparse.Namespace) -> int:
@@ -245,7 +281,6 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from gankit.data.show import format_stats, show_dataset
-
     from gankit.inputs import expect_dataset
 
     stats = show_dataset(expect_dataset(args.dataset, "DATASET"), args.out, count=args.count, seed=args.seed)

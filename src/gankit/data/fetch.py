@@ -44,10 +44,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
-from gankit.data.dataset import ImageDataset, check_target
+from gankit.data.dataset import ImageDataset
 from gankit.data.fetch_table import FetchResult, label_conflicts, read_urls, write_report
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
+from gankit.data.writer import check_target
 from gankit.errors import UsageError
 
 REPORT = "fetch_report.csv"
@@ -113,7 +115,7 @@ def _get(url: str, timeout: float, end: float, deadline: float, max_bytes: int) 
         if isinstance(err.reason, (TimeoutError, socket.timeout)):
             raise _Retry("timed out connecting") from None
         raise _Retry(f"connection failed: {err.reason}") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise _Retry("timed out waiting for the response") from None
     except (ConnectionError, http.client.HTTPException, OSError) as err:
         raise _Retry(f"connection failed: {type(err).__name__}: {err}") from None
@@ -128,7 +130,7 @@ def _get(url: str, timeout: float, end: float, deadline: float, max_bytes: int) 
                 raise _Fail(f"deadline of {deadline:g}s exceeded after {got} bytes")
             try:
                 chunk = response.read1(CHUNK)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise _Retry(f"timed out reading the body after {got} bytes") from None
             except (ConnectionError, http.client.HTTPException, OSError) as err:
                 raise _Retry(f"connection dropped after {got} bytes: {type(err).__name__}") from None
@@ -167,7 +169,7 @@ def _download(url: str, key: str, images: Path, timeout: float, deadline: float,
                 fmt = decode_image(data).format
             except ImageRejected as err:
                 raise _Fail(f"not a usable image: {err}") from None
-            final = images / f"{key}_{_file_stem(url)}.{FORMATS[fmt]}"
+            final = images / f"{key}_{_file_stem(url)}.{FORMATS[str(fmt)]}"
             fd, tmp = tempfile.mkstemp(dir=images, prefix=f".{key}.", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -226,9 +228,9 @@ def fetch_csv(
     download cache: a re-run reuses it.  ``label_column`` labels the rows (and
     the dataset's images) by that column's values.
     """
-    for flag, ok in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
-                     "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
-        if not ok:
+    for flag, good in {"--workers": workers >= 1, "--timeout": timeout > 0, "--deadline": deadline > 0,
+                       "--retries": retries >= 0, "--max-mb": max_bytes > 0, "--backoff": backoff >= 0}.items():
+        if not good:
             raise UsageError(f"{flag}: out of range")
     rows = read_urls(Path(csv_path), column, label_column)
     labelled = label_column is not None
@@ -241,6 +243,41 @@ def fetch_csv(
         check_target(dataset_out or default_dataset_out(root), existing, "--dataset-out")
     images = root / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
+    todo = _reuse_cached(rows, images)
+    try:
+        downloaded = _download_all(todo, images, workers, progress,
+                                   dict(timeout=timeout, deadline=deadline, retries=retries, backoff=backoff,
+                                        max_bytes=max_bytes))
+    except BaseException:
+        # Ctrl-C: still say what happened to every row
+        for r in rows:
+            if r.status == "pending":
+                r.status, r.reason = "failed", "interrupted before it was fetched"
+        write_report(root / REPORT, rows, labelled)
+        raise
+    ok = sum(r.status == "ok" for r in rows)
+    report = root / REPORT
+    write_report(report, rows, labelled)
+    summary = FetchSummary(
+        rows=len(rows), ok=ok, failed=len(rows) - ok,
+        downloaded=downloaded,
+        cached=sum(r.cached for r in rows), images_dir=images, report=report, results=rows, classes=classes,
+    )
+    if to_dataset:
+        target = dataset_out or default_dataset_out(root)
+        kw: dict[str, Any] = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress, existing=existing)
+        if labelled:
+            summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
+        else:
+            from gankit.data.folder import import_folder
+
+            summary.dataset = import_folder(images, size, target, **kw)
+    return summary
+
+
+def _reuse_cached(rows: list[FetchResult], images: Path) -> dict[str, list[FetchResult]]:
+    """Mark the rows whose file is already in ``images`` (a re-run) as done;
+    returns the URLs still to fetch, each with the rows that name it."""
     present: dict[str, str] = {}
     for entry in os.scandir(images):
         if entry.name.startswith(".") and entry.name.endswith(".part"):
@@ -257,14 +294,21 @@ def fetch_csv(
             r.bytes = (images / present[key]).stat().st_size
         else:
             todo.setdefault(r.url, []).append(r)
+    return todo
+
+
+def _download_all(todo: dict[str, list[FetchResult]], images: Path, workers: int, progress: bool,
+                  limits: dict[str, Any]) -> int:
+    """Fetch every URL of ``todo`` on ``workers`` threads and record the outcome
+    in its rows; returns how many were downloaded."""
     from tqdm import tqdm
 
     downloaded = 0
     pool = ThreadPoolExecutor(workers)
     try:
         with tqdm(total=len(todo), unit="file", file=sys.stderr, disable=not progress) as bar:
-            futures = {pool.submit(_download, url, _key(url), images, timeout, deadline, retries, backoff,
-                                   max_bytes): url for url in todo}
+            futures = {pool.submit(_download, url, _key(url), images, limits["timeout"], limits["deadline"],
+                                   limits["retries"], limits["backoff"], limits["max_bytes"]): url for url in todo}
             for future in as_completed(futures):
                 done = future.result()
                 downloaded += done.status == "ok"
@@ -274,33 +318,11 @@ def fetch_csv(
                     r.reason = done.reason if i == 0 else (done.reason or f"same URL as row {same[0].row}")
                 bar.update(1)
     except BaseException:
-        # Ctrl-C: drop queued downloads (running ones end within their deadline
-        # and clean up), and still say what happened to every row
+        # Ctrl-C: drop queued downloads (running ones end within their deadline and clean up)
         pool.shutdown(wait=False, cancel_futures=True)
-        for r in rows:
-            if r.status == "pending":
-                r.status, r.reason = "failed", "interrupted before it was fetched"
-        write_report(root / REPORT, rows, labelled)
         raise
     pool.shutdown()
-    ok = sum(r.status == "ok" for r in rows)
-    report = root / REPORT
-    write_report(report, rows, labelled)
-    summary = FetchSummary(
-        rows=len(rows), ok=ok, failed=len(rows) - ok,
-        downloaded=downloaded,
-        cached=sum(r.cached for r in rows), images_dir=images, report=report, results=rows, classes=classes,
-    )
-    if to_dataset:
-        target = dataset_out or default_dataset_out(root)
-        kw = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress, existing=existing)
-        if labelled:
-            summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
-        else:
-            from gankit.data.folder import import_folder
-
-            summary.dataset = import_folder(images, size, target, **kw)
-    return summary
+    return downloaded
 
 
 def _labelled_dataset(rows: list[FetchResult], classes: list[str], images: Path,

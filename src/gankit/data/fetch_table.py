@@ -101,7 +101,8 @@ def write_report(path: Path, results: list[FetchResult], labelled: bool = False)
     try:
         with os.fdopen(fd, "w", newline="") as f:
             out = csv.writer(f)
-            out.writerow(["row", "url", *(["label"] if labelled else []), "status", "file", "bytes", "attempts", "reason"])
+            label = ["label"] if labelled else []
+            out.writerow(["row", "url", *label, "status", "file", "bytes", "attempts", "reason"])
             for r in results:
                 reason = r.reason or ("already downloaded" if r.cached else "")
                 out.writerow([r.row, r.url, *([r.label] if labelled else []), r.status, r.file, r.bytes,

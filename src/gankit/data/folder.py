@@ -22,15 +22,17 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from gankit.data.dataset import DatasetWriter, ImageDataset, check_target, load_dataset
-from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image_array, parse_color, parse_size
+from gankit.data.dataset import ImageDataset, load_dataset
+from gankit.data.imageops import FITS, RESIZE_FILTERS, ImageRejected, load_image_array, parse_color
+from gankit.data.writer import DatasetWriter, check_target
 from gankit.errors import UsageError
+from gankit.parsing import parse_size
 
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped without being read
 LABEL_MODES = ("none", "subdirs")
@@ -110,6 +112,17 @@ def import_folder(
                         existing=existing)
 
 
+def _check_options(size: int | str | tuple[int, int], fit: str, resize: str,
+                   background: str) -> tuple[tuple[int, int], tuple[int, int, int]]:
+    """(height, width) and the background colour; a UsageError naming the first bad flag."""
+    hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
+    if fit not in FITS:
+        raise UsageError(f"--fit: expected one of {', '.join(FITS)}, got {fit!r}")
+    if resize not in RESIZE_FILTERS:
+        raise UsageError(f"--resize: expected one of {', '.join(RESIZE_FILTERS)}, got {resize!r}")
+    return hw, parse_color(background)
+
+
 def import_files(
     root: Path,
     files: Sequence[Path],
@@ -134,12 +147,7 @@ def import_files(
     whose label is None is skipped as being in no class.  ``skipped`` lists
     (input, reason) pairs the caller already rejected, so they reach the manifest.
     """
-    hw = parse_size(size if isinstance(size, (int, str)) else "x".join(map(str, size)))
-    if fit not in FITS:
-        raise UsageError(f"--fit: expected one of {', '.join(FITS)}, got {fit!r}")
-    if resize not in RESIZE_FILTERS:
-        raise UsageError(f"--resize: expected one of {', '.join(RESIZE_FILTERS)}, got {resize!r}")
-    bg = parse_color(background)
+    hw, bg = _check_options(size, fit, resize, background)
     if (classes is None) != (labels is None) or (labels is not None and len(labels) != len(files)):
         raise ValueError("classes and one label per file come together")
     check_target(out, existing)  # before any file is decoded

@@ -1,4 +1,4 @@
-"""Image helpers shared by every data source: parse size/crop/colour flags,
+"""Image helpers shared by every data source: parse crop/colour flags,
 decode untrusted bytes safely, normalise colour modes, fit and resize.
 
 Why one module: Atari frames, image folders and downloaded files must end up
@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
@@ -35,7 +35,6 @@ RESIZE_FILTERS = {
 FITS = ("crop", "pad", "stretch")
 # decoded format -> file extension; anything else is rejected as unsupported
 FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "GIF": "gif"}
-MAX_SIDE = 4096
 
 # Image.open consults a process-wide warnings filter for decompression bombs;
 # the lock keeps our temporary "warning -> error" filter from racing between
@@ -45,20 +44,6 @@ _OPEN_LOCK = threading.Lock()
 
 class ImageRejected(Exception):
     """An input that is not a usable image; ``str(err)`` is the reason."""
-
-
-def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
-    """``"64"`` -> (64, 64); ``"84x64"`` -> (84, 64), always (height, width)."""
-    parts = str(text).lower().replace("*", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or not all(1 <= v <= MAX_SIDE for v in values):
-        raise UsageError(f"{flag}: expected S or HxW with integers 1..{MAX_SIDE} (e.g. 64 or 84x64), got {text!r}")
-    return values[0], values[1]
 
 
 def parse_crop(text: str | None, flag: str = "--crop") -> tuple[int, int, int, int] | None:
@@ -144,7 +129,7 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> Image.Image:
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageRejected(f"decompression bomb: {err}") from None
     except UnidentifiedImageError:

@@ -13,10 +13,13 @@ import io
 import math
 import threading
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
+
+from gankit.parsing import parse_list
 
 MAX_BATCH = 64  # seeds per /api/tiles request: a 8x8 grid; ~0.1 s for a 64x64 generator on a CPU
 MAX_SCALE = 16  # nearest-neighbour enlargement of /api/image: a 64x64 image up to 1024x1024
@@ -92,8 +95,9 @@ class Explorer:
                 self.stats["batches"] += 1
                 self.stats["generated"] += len(missing)
             for i, arr in zip(missing, to_uint8(images.float().cpu())):
-                found[i] = _png(arr if G.channels == 3 else arr[..., 0])
-                self._store(full[i], found[i])
+                png = _png(arr if G.channels == 3 else arr[..., 0])
+                found[i] = png
+                self._store(full[i], png)
         return found, len(missing)  # type: ignore[return-value]
 
 
@@ -111,7 +115,7 @@ def enlarge(png: bytes, scale: int) -> bytes:
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as img:
-        big = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        big = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     big.save(buf, format="PNG")
     return buf.getvalue()
@@ -170,12 +174,12 @@ def number(query: dict[str, list[str]], name: str, lo: float, hi: float, default
 
 
 def seeds(query: dict[str, list[str]], max_batch: int) -> list[int]:
-    parts = [p for p in one(query, "seeds").split(",") if p.strip()]
+    parts = parse_list(one(query, "seeds"), "seeds")
     if not parts:
         raise BadRequest("seeds: give at least one seed, e.g. seeds=0,1,2")
     if len(parts) > max_batch:
         raise BadRequest(f"seeds: batch too large ({len(parts)} seeds; at most {max_batch} per request)", 413)
-    return [integer({"seed": [p.strip()]}, "seed", 0, MAX_SEED) for p in parts]
+    return [integer({"seed": [p]}, "seed", 0, MAX_SEED) for p in parts]
 
 
 def class_index(query: dict[str, list[str]], G: nn.Module) -> int | None:

@@ -30,8 +30,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from gankit.errors import UsageError
-from gankit.explore.api import (MAX_SCALE, MAX_SEED, BadRequest, Explorer, class_index, enlarge, integer, lerp_keys_z,
-                                number, seed_keys_z, seeds)
+from gankit.explore.api import (
+    MAX_SCALE,
+    MAX_SEED,
+    BadRequest,
+    Explorer,
+    class_index,
+    enlarge,
+    integer,
+    lerp_keys_z,
+    number,
+    seed_keys_z,
+    seeds,
+)
 
 STATIC = Path(__file__).with_name("static")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -157,7 +168,7 @@ a seed large, a slider between two seeds, a truncation slider, PNG downloads.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter, positive_int
+    from gankit.cli_helpers import HelpFormatter, positive_int
     from gankit.device import DEVICE_HELP
     from gankit.sample import CHECKPOINT_HELP
 

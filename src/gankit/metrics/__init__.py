@@ -4,8 +4,10 @@ Metrics compare feature clouds, so they are split from the networks that make
 the features: `registry` (the `FeatureExtractor` base class and the names
 ``dataset`` and ``inception``), `fid`, `kid`, `prdc` (pure float64 NumPy),
 `evaluate` (image sets -> metrics), `stats_cache` (real features kept beside
-the dataset), `training` (`TrainingEvaluator`, used by the training loop) and
-`cli` (`gankit eval`).
+the dataset), `per_class` (intra-class FID/KID of conditional generators),
+`agreement` (the linear probe that checks generated images show their
+requested class), `training` (`TrainingEvaluator`, used by the training loop)
+and `cli` (`gankit eval`).
 
     from gankit.metrics import get_extractor, compute_metrics
     ext = get_extractor("dataset", dataset="data/breakout")

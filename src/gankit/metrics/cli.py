@@ -18,7 +18,8 @@ from gankit.cli import positive_int
 from gankit.errors import UsageError
 from gankit.runpaths import RunDir
 
-EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage.
+EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage;
+for a conditional run on a labelled dataset also per-class FID/KID and class agreement.
 
   gankit eval runs/00003-breakout                      # best checkpoint (else newest), dataset extractor
   gankit eval runs/00003-breakout --extractor inception --json
@@ -30,6 +31,11 @@ Extractors: `dataset` (default) trains a small encoder on the real dataset once
 its weights file pt_inception-2015-12-05-6726825d.pth must be in
 $TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch), given with
 --inception-weights, or fetched with --download.
+
+Class agreement (`agreement`) labels the generated images with a linear probe
+fitted on the real labelled images (dataset-extractor features; cached) and
+reports the share showing their requested class, beside the probe's accuracy
+on held-out real images (its ceiling).  See docs/conditional-eval.md.
 """
 
 
@@ -51,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", nargs="?", help="run directory (uses its config.yaml's dataset as the real set)")
     p.add_argument("--real", default=None, help="real dataset folder; None: the dataset named in RUN/config.yaml")
     p.add_argument("--fake", default=None, help="instead of a run: a folder of images or a dataset folder")
-    p.add_argument("--metrics", type=_metrics, default="fid,kid,pr,dc", help="comma-separated: fid,kid,pr,dc")
+    p.add_argument("--metrics", type=_metrics, default=None,
+                   help="comma-separated: fid,kid,pr,dc,agreement; None: all of them (agreement only where there are classes)")
     p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
@@ -102,7 +109,7 @@ def _real_path(args: argparse.Namespace) -> str:
     return str(data)
 
 
-def _fake_set(args: argparse.Namespace, channels: int, device: Any) -> tuple[Any, dict[str, Any]]:
+def _fake_set(args: argparse.Namespace, real: Any, device: Any) -> tuple[Any, dict[str, Any]]:
     from gankit.data.dataset import MANIFEST, load_dataset
     from gankit.metrics.evaluate import DatasetImages, FolderImages, GeneratorImages
 
@@ -110,13 +117,24 @@ def _fake_set(args: argparse.Namespace, channels: int, device: Any) -> tuple[Any
         fake = Path(args.fake)
         if (fake / MANIFEST).is_file():
             return DatasetImages(load_dataset(fake), args.num, seed=args.seed), {"fake": str(fake)}
-        return FolderImages(fake, args.num, channels), {"fake": str(fake)}
+        return FolderImages(fake, args.num, real.channels), {"fake": str(fake)}
     from gankit.sample import find_checkpoint, load_generator
 
     ckpt = find_checkpoint(args.run, args.checkpoint)
     G = load_generator(args.run, ckpt, ema=not args.no_ema, device=device)
-    return GeneratorImages(G, args.num, seed=args.seed), {"run": str(args.run), "checkpoint": str(ckpt),
+    classes = _generator_classes(ckpt) or (real.classes if len(real.classes) == getattr(G, "num_classes", 0) else [])
+    images = GeneratorImages(G, args.num, seed=args.seed, classes=list(classes), class_weights=real.class_counts or None)
+    return images, {"run": str(args.run), "checkpoint": str(ckpt),
                                                             "ema": not args.no_ema}
+
+
+def _generator_classes(checkpoint: Path) -> list[str]:
+    """The class names a conditional checkpoint stores ([] for other checkpoints and exported files)."""
+    if _is_generator_file(str(checkpoint)):
+        return []
+    from gankit.train.checkpoint import load_checkpoint
+
+    return [str(c) for c in load_checkpoint(Path(checkpoint)).get("classes") or []]
 
 
 def _trained_on(source: dict[str, Any]) -> dict[str, Any] | None:
@@ -129,7 +147,23 @@ def _trained_on(source: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _table(values: dict[str, float]) -> str:
-    return "\n".join(f"  {name:<10} {value:>12.6g}" for name, value in values.items())
+    width = max([10, *(len(name) for name in values)])  # intra_fid_other, agreement_ceiling are longer
+    return "\n".join(f"  {name:<{width}} {value:>12.6g}" for name, value in values.items())
+
+
+def _class_report(result: Any) -> str:
+    """The per-class table and the agreement line under the overall figures."""
+    from gankit.metrics.per_class import table
+
+    lines = ["per class (generated images of a class vs real images of that class; 'other': vs the real "
+             "images of the nearest other class):", table(result.per_class)]
+    if result.agreement:
+        a = result.agreement
+        lines.append(f"class agreement: {a['agreement']:.3f} of generated images show their requested class "
+                     f"(ceiling {a['agreement_ceiling']:.3f}: the probe's accuracy on held-out real images)")
+        lines.append("  per class: " + ", ".join(
+            f"{row['class']} {v:.2f}" for row, v in zip(result.per_class, a["per_class"]) if v is not None))
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,19 +176,27 @@ def run(args: argparse.Namespace) -> int:
 
         expect_run(args.run)
     from gankit.data.dataset import load_dataset
-    from gankit.metrics.evaluate import evaluate
+    from gankit.metrics.evaluate import DEFAULT_METRICS, class_labels, evaluate
     from gankit.metrics.registry import get_extractor
 
-    metrics = args.metrics if isinstance(args.metrics, list) else _metrics(args.metrics)
+    explicit = args.metrics is not None
+    metrics = args.metrics if isinstance(args.metrics, list) else _metrics(args.metrics or DEFAULT_METRICS)
     device = _device(args.device)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
     from gankit.inputs import expect_dataset
 
     real = load_dataset(expect_dataset(_real_path(args), "--real"))
-    fake, source = _fake_set(args, real.channels, device)
+    fake, source = _fake_set(args, real, device)
+    fake_labels, why = class_labels(real, fake)
+    if explicit and "agreement" in metrics and fake_labels is None:  # before any encoder is trained
+        raise UsageError(f"--metrics: agreement needs class labels on both sides: {why}")
     extractor = get_extractor(args.extractor, dataset=real, device=device, weights=args.inception_weights,
                               download=args.download, log=True)
-    result = evaluate(real, fake, metrics, extractor, num_real=args.num, batch=args.batch, seed=args.seed)
+    probe_extractor = None
+    if "agreement" in metrics and args.extractor != "dataset" and fake_labels is not None:
+        probe_extractor = get_extractor("dataset", dataset=real, device=device, log=True)
+    result = evaluate(real, fake, metrics, extractor, num_real=args.num, batch=args.batch, seed=args.seed,
+                      probe_extractor=probe_extractor, require_classes=explicit)
     record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     trained_on = _trained_on(source)
@@ -180,5 +222,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.metrics))
     else:
         print(_table(result.metrics))
+    if result.per_class:
+        say(_class_report(result))
     say(f"{result.seconds:.1f} s" + (f"; wrote {out}" if out is not None else ""))
     return 0

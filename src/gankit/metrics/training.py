@@ -21,6 +21,11 @@ Each record also names its ``score`` (lower is better: FID when computed, else
 KID): the number by which the loop keeps ``checkpoints/best.pt``, so `gankit
 sample RUN` draws from the run's best state, not from wherever the budget
 happened to stop it.
+
+A conditional generator draws its classes in the real data's proportions;
+with ``agreement`` among the metrics (a labelled dataset only) each record
+also carries the class agreement and its ceiling (see `agreement`); the
+probe is fitted once, during setup.
 """
 from __future__ import annotations
 
@@ -32,7 +37,10 @@ import numpy as np
 import torch
 
 from gankit.data.dataset import ImageDataset
-from gankit.metrics.evaluate import DatasetImages, GeneratorImages, compute_metrics, features_of, parse_metrics
+from gankit.errors import UsageError
+from gankit.metrics import agreement as agree
+from gankit.metrics.evaluate import (DatasetImages, GeneratorImages, class_probe, compute_metrics, features_of,
+                                     num_classes, parse_metrics)
 from gankit.metrics.registry import FeatureExtractor, get_extractor
 from gankit.metrics.stats_cache import cached_real_features
 
@@ -63,6 +71,12 @@ class TrainingEvaluator:
         self.skipped = 0
         self._extractor: FeatureExtractor | None = None
         self._real: np.ndarray | None = None
+        self._probe: tuple[FeatureExtractor, agree.Probe] | None = None
+        if "agreement" in self.metrics:
+            if dataset.labels is None:
+                raise UsageError(f"--eval-metrics: agreement needs a labelled dataset; {dataset.path} has no classes")
+            if getattr(config, "conditional", True) is False:
+                raise UsageError("--eval-metrics: agreement needs a conditional run (it was started with --no-conditional)")
         if self.extractor_name == "inception":
             from gankit.metrics.inception import resolve_weights
 
@@ -87,13 +101,20 @@ class TrainingEvaluator:
         real = DatasetImages(self.dataset, self.num, resolution)
         self._real, _ = cached_real_features(self.dataset, self._extractor.id, resolution, real.count, 0,
                                              lambda: features_of(self._extractor, real, BATCH))
+        if "agreement" in self.metrics:
+            ext = self._extractor if self._extractor.name == "dataset" else get_extractor(
+                "dataset", dataset=self.dataset, device=self.device)
+            self._probe = ext, class_probe(self.dataset, ext, resolution, BATCH)[0]
 
     def evaluate(self, generator: torch.nn.Module, kimg: float) -> dict[str, Any]:
         """The chosen metrics for ``generator`` now; keys among fid, kid_mean,
-        kid_std, precision, recall, density, coverage, plus timing fields."""
+        kid_std, precision, recall, density, coverage (agreement and
+        agreement_ceiling for a conditional generator), plus timing fields."""
         start = time.perf_counter()
         self.last_kimg = kimg
-        fake = GeneratorImages(generator, self.num, seed=LATENT_SEED)
+        conditional = num_classes(generator) == self.dataset.num_classes > 0
+        fake = GeneratorImages(generator, self.num, seed=LATENT_SEED, classes=self.dataset.classes if conditional else [],
+                               class_weights=self.dataset.class_counts or None)
         record: dict[str, Any] = {}
         if self._extractor is None:
             self._setup(fake.resolution)
@@ -103,6 +124,11 @@ class TrainingEvaluator:
         assert self._extractor is not None and self._real is not None
         fake_feats = features_of(self._extractor, fake, BATCH)
         record.update(compute_metrics(self._real, fake_feats, self.metrics))
+        if self._probe is not None and conditional and fake.labels is not None:
+            ext, probe = self._probe
+            feats = fake_feats if ext is self._extractor else features_of(ext, fake, BATCH)
+            scores = agree.agreement(probe, feats, fake.labels)
+            record.update({k: scores[k] for k in ("agreement", "agreement_ceiling")})
         cost = time.perf_counter() - begin
         self.eval_seconds += cost
         self.max_cost = max(self.max_cost, cost)

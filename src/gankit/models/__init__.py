@@ -1,10 +1,17 @@
 """Generators and discriminators, built by name.
 
-``build_generator`` and ``build_discriminator`` make them from a model name
-and the config's sizes (``config_generator`` from a whole TrainConfig, so the
-trainer and ``load_generator`` cannot disagree); every generator has ``.latent`` and maps z
-(B, latent) to images (B, C, H, W) in [-1, 1]; every discriminator maps
-images to logits (B,).
+Each architecture registers its pair of classes in `gankit.registry.MODELS`
+beside its code (``MODELS.add("dcgan", generator=..., discriminator=...)``,
+at the end of ``models/dcgan.py``) and declares what it needs: ``d_norm``
+(its D takes ``norm=`` and can drop BatchNorm) and ``check_size`` (the image
+sizes it can build).  A new model is one new file in this package plus its
+test: the registry imports every module here on first use.
+
+`config_generator` and `config_discriminator` build what a run with a given
+TrainConfig trains, so the trainer and ``load_generator`` cannot disagree;
+`build_generator` and `build_discriminator` take the sizes one by one.
+Every generator has ``.latent`` and maps z (B, latent) to images
+(B, C, H, W) in [-1, 1]; every discriminator maps images to logits (B,).
 """
 from __future__ import annotations
 
@@ -12,43 +19,53 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from gankit.errors import UsageError
 from gankit.models.common import plan_resolution
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.models.generator_file import architecture
 from gankit.models.seed import SeedDiscriminator, SeedGenerator
+from gankit.models.spectral import apply_spectral_norm
+from gankit.registry import LOSSES, MODELS
 
 if TYPE_CHECKING:
     from gankit.config import TrainConfig
 
-__all__ = ["build_generator", "config_generator", "build_discriminator", "plan_resolution",
-           "SeedGenerator", "SeedDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]
+__all__ = ["build_generator", "config_generator", "build_discriminator", "config_discriminator", "plan_resolution",
+           "d_keeps_batchnorm", "SeedGenerator", "SeedDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]
 
 
 def build_generator(model: str, height: int, width: int, channels: int, latent: int, width_g: int,
                     coords: bool = False, attention: int = 0) -> nn.Module:
-    if model == "seed":
-        return SeedGenerator(height, width, channels, latent, width_g, coords=coords, attention=attention)
-    if model == "dcgan":
-        return DCGANGenerator(height, width, channels, latent, width_g, coords=coords, attention=attention)
-    raise UsageError(f"--model: unknown model {model!r}")
+    """The generator of architecture ``model`` (the keys of a generator file's ``architecture``)."""
+    G = MODELS.get(model)["generator"]
+    return G(height, width, channels, latent, width_g, coords=coords, attention=attention)
 
 
-def config_generator(cfg: "TrainConfig", shape: tuple[int, int, int]) -> nn.Module:
+def config_generator(cfg: TrainConfig, shape: tuple[int, int, int]) -> nn.Module:
     """The generator a run with this config trains, for images of shape (C, H, W)."""
-    C, H, W = shape
-    return build_generator(cfg.model, H, W, C, cfg.latent, cfg.width_g, coords=cfg.coord_conv,
-                           attention=cfg.attention)
+    return build_generator(**architecture(cfg, shape))
+
+
+def d_keeps_batchnorm(loss: str, spectral_norm: bool = False) -> bool:
+    """Whether D may keep BatchNorm under this loss: not when the loss penalises
+    each sample's gradient (BatchNorm mixes samples), nor under spectral norm,
+    which already conditions D (SNGAN uses no BatchNorm)."""
+    return bool(LOSSES.get(loss).builder.d_keeps_batchnorm) and not spectral_norm
 
 
 def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce",
                         spectral_norm: bool = False, mbstd: int = 0, coords: bool = False,
                         head: int = 0) -> nn.Module:
-    if model == "seed":
-        return SeedDiscriminator(height, width, channels, width_d, mbstd=mbstd, coords=coords, head=head)
-    if model == "dcgan":
-        # A gradient penalty is per-sample and BatchNorm mixes samples; spectral
-        # norm already conditions D (SNGAN uses no BN): drop BN in both cases.
-        plain = loss == "wgan-gp" or spectral_norm
-        return DCGANDiscriminator(height, width, channels, width_d, norm="none" if plain else "batch", mbstd=mbstd,
-                                  coords=coords, head=head)
-    raise UsageError(f"--model: unknown model {model!r}")
+    """The discriminator of architecture ``model``: without BatchNorm where the loss
+    or spectral norm asks (`d_keeps_batchnorm`), spectral-normalised if asked."""
+    entry = MODELS.get(model)
+    options = {"norm": "batch" if d_keeps_batchnorm(loss, spectral_norm) else "none"} if entry["d_norm"] else {}
+    D = entry["discriminator"](height, width, channels, width_d, mbstd=mbstd, coords=coords, head=head, **options)
+    return apply_spectral_norm(D) if spectral_norm else D
+
+
+def config_discriminator(cfg: TrainConfig, shape: tuple[int, int, int]) -> nn.Module:
+    """The discriminator a run with this config trains, for images of shape (C, H, W),
+    spectral norm included."""
+    C, H, W = shape
+    return build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm, cfg.mbstd,
+                               coords=cfg.coord_conv, head=cfg.d_head)

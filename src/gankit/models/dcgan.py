@@ -21,6 +21,7 @@ from torch import nn
 
 from gankit.models.common import (DenseConv2d, DenseConvTranspose2d, MinibatchStd, SelfAttention, attention_at,
                                   channels_at, coord, init_weights, plan_resolution)
+from gankit.registry import MODELS
 
 
 class DCGANGenerator(nn.Module):
@@ -93,3 +94,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()  # (B,) logits
+
+
+# D's BatchNorm can be switched off (norm="none"): losses and spectral norm that need it off say so
+MODELS.add("dcgan", generator=DCGANGenerator, discriminator=DCGANDiscriminator, d_norm=True, check_size=plan_resolution)

@@ -17,6 +17,7 @@ from torch import nn
 
 from gankit.models.common import (MinibatchStd, SelfAttention, attention_at, channels_at, coord, init_weights,
                                   plan_resolution)
+from gankit.registry import MODELS
 
 
 class SeedGenerator(nn.Module):
@@ -85,3 +86,7 @@ class SeedDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1)).squeeze(1)  # (B,) logits
+
+
+# D has no BatchNorm to switch off
+MODELS.add("seed", generator=SeedGenerator, discriminator=SeedDiscriminator, d_norm=False, check_size=plan_resolution)

@@ -12,13 +12,19 @@ The D(x)/D(G(z)) checks read D's output as a probability, which only the bce
 loss defines; for hinge and lsgan the same failures are read from the
 accuracies (sign of the logit), and for wgan/wgan-gp (a critic whose logit
 has no fixed zero) they are skipped.
+
+For a conditional generator the collapse check also runs within each class
+(`class_diversities`): a generator that draws one image per class looks
+varied across the whole batch, because the classes differ, yet it has
+collapsed; comparing each class's generated images with the real images of
+the same class catches it.
 """
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from gankit.monitor.events import HealthEvent
 
@@ -42,6 +48,8 @@ class HealthThresholds:
     collapse_ratio: float = 0.25  # mode collapse: fake diversity below this share of the real one, also
                                   # once both are divided by the images' own contrast (see variety_ratio)
     collapse_remind: int = 3     # diversity checks between reminders of a lasting collapse
+    class_min_images: int = 4    # per-class collapse: a class is judged with at least this many generated and
+                                 # real images (fewer pairs make the mean distance too noisy to call collapse)
 
 
 class _Latch:
@@ -110,6 +118,51 @@ def diversity(images: "torch.Tensor") -> float:
         return 0.0
     d = torch.cdist(x, x) / math.sqrt(x.shape[1])
     return float(d.sum() / (b * (b - 1)))
+
+
+@dataclass
+class ClassDiversity:
+    """Diversity of one class's generated images and of its real ones."""
+
+    name: str
+    fake_div: float
+    real_div: float
+    fake_contrast: float
+    real_contrast: float
+
+    @property
+    def ratio(self) -> float:
+        return self.fake_div / self.real_div if self.real_div > 0 else 1.0
+
+    @property
+    def relative(self) -> float:
+        return variety_ratio(self.fake_div, self.fake_contrast, self.real_div, self.real_contrast)
+
+    def collapsed(self, threshold: float) -> bool:
+        """The same test as the overall one: alike, and not merely faint."""
+        return self.ratio < threshold and self.relative < threshold
+
+
+def class_diversities(fake: "torch.Tensor", real: "torch.Tensor", fake_labels: "torch.Tensor | Sequence[int]",
+                      real_labels: "torch.Tensor | Sequence[int]", names: Sequence[str] | None = None,
+                      min_images: int = 4) -> list[ClassDiversity]:
+    """One `ClassDiversity` per class with at least ``min_images`` generated and
+    real images in the batches (other classes cannot be judged from them)."""
+    import torch
+
+    fl = torch.as_tensor(fake_labels).flatten().cpu()
+    rl = torch.as_tensor(real_labels).flatten().cpu()
+    if len(fl) != len(fake) or len(rl) != len(real):
+        raise ValueError(f"labels do not match the batches: {len(fl)} for {len(fake)} generated and "
+                         f"{len(rl)} for {len(real)} real images")
+    out = []
+    for k in sorted(set(fl.tolist()) & set(rl.tolist())):
+        f, r = fake[(fl == k).to(fake.device)], real[(rl == k).to(real.device)]
+        if len(f) < min_images or len(r) < min_images:
+            continue
+        name = names[k] if names is not None and 0 <= k < len(names) else f"class {k}"
+        out.append(ClassDiversity(name, diversity(f), diversity(r), contrast(f), contrast(r)))
+    return out
 
 
 class HealthChecker:
@@ -276,23 +329,35 @@ class HealthChecker:
 
     # ------------------------------------------------------------ diversity
     def diversity_event(self, fake_div: float, real_div: float, step: int, kimg: float,
-                        fake_contrast: float | None = None, real_contrast: float | None = None) -> HealthEvent | None:
+                        fake_contrast: float | None = None, real_contrast: float | None = None,
+                        per_class: Sequence[ClassDiversity] | None = None) -> HealthEvent | None:
         """Mode collapse: generated images far less varied than real ones, and not merely
-        because they are faint (an untrained generator draws faint but varied images)."""
+        because they are faint (an untrained generator draws faint but varied images).
+        With ``per_class`` the same holds for any one class's images against that
+        class's real ones (a conditional generator drawing one image per class)."""
         t = self.t
         ratio = fake_div / real_div if real_div > 0 else 1.0
         relative = ratio
         if fake_contrast is not None and real_contrast is not None:
             relative = variety_ratio(fake_div, fake_contrast, real_div, real_contrast)
-        holds = ratio < t.collapse_ratio and relative < t.collapse_ratio and self.seen > t.warmup_records
+        overall = ratio < t.collapse_ratio and relative < t.collapse_ratio
+        collapsed = [c for c in per_class or () if c.collapsed(t.collapse_ratio)]
+        holds = (overall or bool(collapsed)) and self.seen > t.warmup_records
         if not self.collapse_latch.update(holds):
             return None
         lr_g = self.lr["lr_g"]
+        if overall:
+            message = (f"the generated images look alike: their mean pairwise distance is {fake_div:.3f}, only "
+                       f"{ratio:.0%} of the real images' {real_div:.3f}; the generator makes the same few images "
+                       "whatever its input.")
+        else:
+            named = ", ".join(f"{c.name} ({c.ratio:.0%} of its real images' spread)" for c in collapsed)
+            message = (f"within {len(collapsed)} of {len(per_class or ())} classes the generated images look alike: "
+                       f"{named}. Across classes they still differ (overall {ratio:.0%} of the real spread), but "
+                       "for those classes the generator draws about one image whatever its input.")
         return HealthEvent(
             "mode_collapse", step, kimg,
-            message=(f"the generated images look alike: their mean pairwise distance is {fake_div:.3f}, only "
-                     f"{ratio:.0%} of the real images' {real_div:.3f}; the generator makes the same few images "
-                     "whatever its input."),
+            message=message,
             advice=(f"try --diffaugment color,translation, --spectral-norm, --loss hinge or wgan-gp, --r1 10, "
                     f"or a lower --lr-g ({_fmt_lr(lr_g / 2)})."),
             remedy={"lr_g": lr_g / 2},

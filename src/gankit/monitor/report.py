@@ -206,7 +206,48 @@ def _img(path: Path, alt: str, pixel: bool = False) -> str:
     return f'<img{cls} alt="{html.escape(alt)}" src="{data_uri(path)}">'
 
 
-def render_html(run_dir: Path, verdict_text: str, status: str, events: list[HealthEvent]) -> str:
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def per_class_html(run_dir: Path, records: list[dict] | None = None) -> list[str]:
+    """The "Per-class quality" section: the per-class table of RUN/eval.json (written
+    by `gankit eval` on a conditional run) and the last in-training class agreement;
+    nothing when neither exists."""
+    esc = html.escape
+    try:
+        ev = json.loads(RunDir(run_dir).eval_record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        ev = {}
+    rows = ev.get("per_class") if isinstance(ev, dict) else None
+    agree = ev.get("agreement") if isinstance(ev, dict) else None
+    trained = [r for r in records or [] if r.get("kind") == "eval" and "agreement" in r]
+    if not rows and not trained:
+        return []
+    parts = ["<h2>Per-class quality</h2>"]
+    if trained:
+        last = trained[-1]
+        parts.append(f"<p>During training, at {float(last.get('kimg', 0)):.1f} kimg: class agreement "
+                     f"{_fmt(last['agreement'])} (ceiling {_fmt(last.get('agreement_ceiling'))}).</p>")
+    if rows:
+        shares = (agree or {}).get("per_class") or [None] * len(rows)
+        body = "".join(
+            f"<tr><td>{esc(str(r.get('class')))}</td><td>{r.get('num_fake', '-')}</td><td>{_fmt(r.get('fid'))}</td>"
+            f"<td>{_fmt(r.get('fid_other'))}</td><td>{_fmt(r.get('kid_mean'))}</td><td>{_fmt(r.get('kid_other'))}</td>"
+            f"<td>{esc(str(r.get('nearest_other', '-')))}</td><td>{_fmt(a)}</td></tr>" for r, a in zip(rows, shares))
+        parts.append(
+            f"<p>From <code>gankit eval</code> ({esc(str(ev.get('checkpoint', 'eval.json')))}, {esc(str(ev.get('time', '')))}): "
+            "each class's generated images against the real images of that class, and against the real images of "
+            "the nearest other class (what a mixed-up class would score)."
+            + (f" Class agreement {_fmt(agree.get('agreement'))}, ceiling {_fmt(agree.get('agreement_ceiling'))}."
+               if agree else "") + "</p>"
+            "<table><tr><th>class</th><th>generated</th><th>FID</th><th>FID vs other class</th><th>KID</th>"
+            "<th>KID vs other class</th><th>nearest other class</th><th>agreement</th></tr>" + body + "</table>")
+    return parts
+
+
+def render_html(run_dir: Path, verdict_text: str, status: str, events: list[HealthEvent],
+                records: list[dict] | None = None) -> str:
     esc = html.escape
     problem = any(e.kind in PROBLEM_KINDS for e in events) or status == "failed"
     parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -240,6 +281,7 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
             f"<figure>{_img(p, p.stem)}<figcaption>{esc(p.name)}</figcaption></figure>" for p in plots) + "</div>")
     else:
         parts.append('<p class="muted">No metrics logged yet.</p>')
+    parts.extend(per_class_html(run_dir, records))
     parts.append("<h2>Health timeline</h2>")
     if events:
         rows = []
@@ -290,7 +332,7 @@ def build_outputs(run_dir: Path, status: str | None = None, stop: tuple[str, flo
     text = verdict(records, events, status, stop)
     page = files.report
     tmp = page.with_name(page.name + ".tmp")
-    tmp.write_text(render_html(run_dir, text, status, events), encoding="utf-8")
+    tmp.write_text(render_html(run_dir, text, status, events, records), encoding="utf-8")
     tmp.replace(page)
     train = train_records(records)
     summary = {"status": status, "stopped_by": stop[0] if stop and status == "finished" else status,

@@ -19,7 +19,7 @@ import torch
 
 from gankit.errors import UsageError
 from gankit.monitor.events import PROBLEM_KINDS, HealthEvent, dump_line, load_events, load_records
-from gankit.monitor.health import HealthChecker, HealthThresholds, contrast, diversity, variety_ratio
+from gankit.monitor.health import HealthChecker, HealthThresholds, class_diversities, contrast, diversity, variety_ratio
 from gankit.monitor.images import FrameStore, side_by_side
 from gankit.monitor.plots import draw_all
 from gankit.monitor.report import build_outputs
@@ -125,11 +125,16 @@ class RunMonitor:
                 self._record(ev)
         return events
 
-    def check_diversity(self, fake: torch.Tensor, real: torch.Tensor | None, step: int, kimg: float) -> list[HealthEvent]:
-        """Compare the spread of a fixed generated batch with a real one; report mode collapse."""
+    def check_diversity(self, fake: torch.Tensor, real: torch.Tensor | None, step: int, kimg: float,
+                        fake_labels: torch.Tensor | None = None, real_labels: torch.Tensor | None = None
+                        ) -> list[HealthEvent]:
+        """Compare the spread of a fixed generated batch with a real one; report mode collapse.
+        With the class of every image (both sides), each class is also judged on its own."""
         real = real if real is not None else self.real_preview
         if real is None:
             raise ValueError("check_diversity needs a real batch (or real_preview given to RunMonitor)")
+        if (fake_labels is None) != (real_labels is None):
+            raise ValueError("check_diversity: give the labels of both batches or of neither")
         fake_div, real_div = diversity(fake), diversity(real)
         fake_con, real_con = contrast(fake), contrast(real)
         rec = {"kind": "diversity", "step": int(step), "kimg": float(kimg),
@@ -137,15 +142,36 @@ class RunMonitor:
                "contrast_fake": fake_con, "contrast_real": real_con,
                "diversity_ratio": fake_div / real_div if real_div > 0 else 1.0,
                "variety_ratio": variety_ratio(fake_div, fake_con, real_div, real_con)}
+        per_class = None
+        if fake_labels is not None and real_labels is not None:
+            t = self.checker.t
+            per_class = class_diversities(fake, real, fake_labels, real_labels, self._class_names(), t.class_min_images)
+            rec["classes_judged"] = len(per_class)
+            rec["classes_collapsed"] = sum(c.collapsed(t.collapse_ratio) for c in per_class)
+            if per_class:
+                rec["min_class_diversity_ratio"] = min(c.ratio for c in per_class)
         self._write_metrics(rec)
         self._scalars({k: v for k, v in rec.items() if k.endswith(("_ratio", "_fake", "_real"))}, int(step))
         if not self.config.health:
             return []
-        event = self.checker.diversity_event(fake_div, real_div, int(step), float(kimg), fake_con, real_con)
+        event = self.checker.diversity_event(fake_div, real_div, int(step), float(kimg), fake_con, real_con,
+                                             per_class=per_class)
         if event is None:
             return []
         self._record(event)
         return [event]
+
+    def _class_names(self) -> list[str] | None:
+        """The class names of the run's dataset (from its manifest), for messages; None if unreadable."""
+        if not hasattr(self, "_names"):
+            import json
+
+            try:
+                manifest = json.loads((Path(str(self.config.data)) / "manifest.json").read_text(encoding="utf-8"))
+                self._names = [str(c) for c in manifest.get("classes") or []] or None
+            except (OSError, ValueError, TypeError, AttributeError):
+                self._names = None
+        return self._names
 
     def event(self, kind: str, step: int, kimg: float, message: str, advice: str = "",
               remedy: dict | None = None, applied: bool = False) -> HealthEvent:

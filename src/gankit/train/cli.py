@@ -19,7 +19,6 @@ from gankit.config import (
     apply_budget_rule,
     budget_text,
     config_from_args,
-    parse_size,
     resolve_args,
 )
 from gankit.errors import UsageError
@@ -160,7 +159,7 @@ def check_data(cfg: TrainConfig) -> tuple[list[str], dict]:
         raise UsageError("--data: no dataset given",
                          hint="make one with `gankit data atari ...` or `gankit data folder ...`")
     ds = load_dataset(expect_dataset(cfg.data))
-    H, W = parse_size(cfg.resolution, "resolution") if cfg.resolution else (ds.height, ds.width)
+    H, W = cfg.image_size or (ds.height, ds.width)
     if cfg.batch > len(ds):
         raise UsageError(f"--batch: {cfg.batch} is more than the {len(ds)} images in {cfg.data}",
                          hint=f"use --batch {max(1, len(ds) // 4)} or fewer, or a larger dataset")

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from gankit.config import TrainConfig, parse_size
+from gankit.config import TrainConfig
 from gankit.data.dataset import load_dataset
 from gankit.errors import UsageError
 from gankit.train import distributed as dist_util
@@ -42,8 +42,7 @@ class TrainingParts:
             raise UsageError(f"--batch: {config.batch} is larger than the dataset ({len(self.dataset)} images in "
                              f"{config.data}); use --batch {len(self.dataset) // self.dist.world * self.dist.world} "
                              "or less, or a bigger dataset")
-        H, W = (parse_size(config.resolution, "resolution") if config.resolution
-                else (self.dataset.height, self.dataset.width))
+        H, W = config.image_size or (self.dataset.height, self.dataset.width)
         self.shape = (self.dataset.channels, H, W)
         self.state = TrainState(config, self.shape, self.device, self.dist)
         self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),

@@ -19,7 +19,7 @@ from torch import nn
 
 from gankit.config import TrainConfig
 from gankit.errors import UsageError
-from gankit.models import build_discriminator, config_generator
+from gankit.models import config_discriminator, config_generator
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.ema import EMA
@@ -160,14 +160,8 @@ class TrainState:
 
 
 def _build_models(cfg: TrainConfig, shape: tuple[int, int, int], device: torch.device) -> tuple[nn.Module, nn.Module]:
-    C, H, W = shape
     G = config_generator(cfg, shape).to(device)
-    D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm,
-                            cfg.mbstd, coords=cfg.coord_conv, head=cfg.d_head).to(device)
-    if cfg.spectral_norm:
-        from gankit.regularize import apply_spectral_norm
-
-        D = apply_spectral_norm(D)
+    D = config_discriminator(cfg, shape).to(device)  # spectral norm included
     if cfg.channels_last:
         G = G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch's stub lacks it)
         D = D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -179,5 +173,4 @@ def _build_ada(cfg: TrainConfig) -> Any:
         return None
     from gankit.augment import AdaptiveAugment
 
-    return AdaptiveAugment(target=cfg.ada_target, speed_kimg=cfg.ada_kimg, batch=cfg.batch,
-                           ops=tuple(o.strip() for o in cfg.ada_ops.split(",") if o.strip()))
+    return AdaptiveAugment(target=cfg.ada_target, speed_kimg=cfg.ada_kimg, batch=cfg.batch, ops=tuple(cfg.ada_op_list))

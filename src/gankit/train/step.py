@@ -16,7 +16,7 @@ from torch import nn
 
 from gankit.augment import diff_augment
 from gankit.config import TrainConfig
-from gankit.losses import build_loss
+from gankit.losses import config_loss
 from gankit.regularize import instance_noise, r1_penalty
 from gankit.train import distributed as dist_util
 from gankit.train.hardware import autocast_dtype
@@ -102,7 +102,7 @@ class TrainStep:
 
     def __init__(self, cfg: TrainConfig, state: TrainState, progress: Callable[[], float]) -> None:
         self.cfg, self.state, self.progress = cfg, state, progress
-        self.loss = build_loss(cfg.loss, cfg.label_smoothing)
+        self.loss = config_loss(cfg)
         self.amp_dtype = autocast_dtype(cfg.precision)
 
     def _autocast(self) -> Any:
