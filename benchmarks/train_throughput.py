@@ -4,7 +4,7 @@ Why this exists: gankit claims to train faster than the code a user would
 write themselves.  This script measures both in one process, on the same
 device, for the same model (DCGAN 64x64, width 64, batch 64, BCE):
 
-- gankit: ``Trainer.train_step`` (D step + G step, Adam, EMA, device-side
+- gankit: ``TrainingParts.step`` (D step + G step, Adam, EMA, device-side
   statistics) on batches gathered from the memory-mapped uint8 dataset, with
   its fast settings: bf16 autocast and channels_last (CPU and GPU), the
   dataset resident on the GPU, optionally ``torch.compile``;
@@ -165,18 +165,18 @@ def gankit_config(data: Path, out: Path, device: torch.device, compile_: bool, b
 
 class Gankit:
     def __init__(self, cfg: TrainConfig):
-        from gankit.train.loop import Trainer
+        from gankit.train.parts import TrainingParts
+        from gankit.train.step import StepStats
 
-        self.trainer = Trainer(cfg.replace(name="throughput"))
-        self.order = self.trainer.batches.order(1)
-        self.stats = torch.zeros(11, device=self.trainer.device)
+        self.parts = TrainingParts(cfg)  # what the loop steps with, no run directory
+        self.order = self.parts.batches.order(1)
+        self.stats = StepStats.zeros(self.parts.device)  # accumulated on the device, as the loop does
         self.i = 0
 
     def step(self) -> None:
-        t, B = self.trainer, self.trainer.batches.batch
-        j = self.i % t.batches.iters
+        j = self.i % self.parts.batches.iters
         self.i += 1
-        t.train_step(t.batches.get(self.order[j * B:(j + 1) * B]), self.stats, log_now=False)
+        self.stats.add(self.parts.step(self.parts.batch_of(self.order, j)))
 
 
 # ------------------------------------------------------------------ measuring
@@ -224,19 +224,19 @@ def throughput(args: argparse.Namespace, device: torch.device, tmp: Path) -> flo
     data = write_dataset(tmp / "synthetic", synthetic_frames(args.images), source="benchmark").path
     fast = Gankit(gankit_config(data, tmp / "runs", device, args.compile, args.batch))
     ref = Reference(data, device, args.batch, args.ref_workers)
-    n_g = sum(p.numel() for p in fast.trainer.G.parameters()) + sum(p.numel() for p in fast.trainer.D.parameters())
+    n_g = sum(p.numel() for p in fast.parts.state.G.parameters()) + sum(p.numel() for p in fast.parts.state.D.parameters())
     n_r = sum(p.numel() for p in ref.G.parameters()) + sum(p.numel() for p in ref.D.parameters())
     assert n_g == n_r, f"architectures differ: gankit {n_g} parameters, reference {n_r}"
-    cfg = fast.trainer.cfg
+    cfg = fast.parts.cfg
     cpu = device.type == "cpu"
     where = f"{cpu_name()}, {torch.get_num_threads()} threads" if cpu else torch.cuda.get_device_name(device)
     print(f"device: {device} ({where}); torch {torch.__version__}")
     print(f"model: dcgan 64x64, width 64, batch {args.batch}, bce; {n_r / 1e6:.2f} M parameters")
     print(f"gankit: {cfg.precision} autocast, channels_last, batches from the uint8 memory map"
-          f"{' (resident on the GPU)' if fast.trainer.batches.resident is not None else ''}, "
+          f"{' (resident on the GPU)' if fast.parts.batches.resident is not None else ''}, "
           f"D frozen in the G step{', torch.compile' if cfg.compile else ''}")
     print(f"reference: fp32, DataLoader(num_workers={args.ref_workers}), Adam, BCEWithLogits")
-    # Flush-to-zero of subnormals is one of gankit's settings (the Trainer turns it on); the
+    # Flush-to-zero of subnormals is one of gankit's settings (TrainingParts turns it on); the
     # reference runs with torch's default, so it is switched per block.
     modes = {"gankit": (fast.step, True), "reference": (ref.step, False)}
     for step, ftz in modes.values():

@@ -88,7 +88,7 @@ def test_auto_precision_reads_the_cpu_flags(tmp_path):
     oneDNN's own check also says yes on plain AVX-512, where bf16 is slower."""
     import torch
 
-    from gankit.train.loop import BF16_CPU_FLAGS, cpu_flags, pick_precision
+    from gankit.train.hardware import BF16_CPU_FLAGS, cpu_flags, pick_precision
 
     plain = tmp_path / "plain"
     plain.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n\n")

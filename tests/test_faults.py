@@ -45,8 +45,9 @@ def _restore_threads():
 SLOW = textwrap.dedent("""
     import os, sys, time
     import gankit.train.loop as loop
+    import gankit.train.step as step_module
     delay, save_delay = float(sys.argv[1]), float(os.environ.get("SAVE_DELAY", "0"))
-    step, save = loop.Trainer.train_step, loop.Trainer.save
+    step, save = step_module.TrainStep.__call__, loop.Trainer.save
     def slow(self, *args, **kwargs):
         time.sleep(delay)
         return step(self, *args, **kwargs)
@@ -54,7 +55,7 @@ SLOW = textwrap.dedent("""
         if self.stop_requested():
             time.sleep(save_delay)
         return save(self)
-    loop.Trainer.train_step, loop.Trainer.save = slow, slow_save
+    step_module.TrainStep.__call__, loop.Trainer.save = slow, slow_save
     from gankit.cli import main
     sys.exit(main(sys.argv[2:]))
 """)
@@ -251,17 +252,15 @@ def test_resume_keeps_rolled_back_learning_rates_and_health_memory(data, tmp_pat
 
     cfg = TrainConfig.from_preset("", data=str(data), out=str(tmp_path), name="r", model="dcgan", width_g=8, width_d=8,
                                   latent=16, batch=8, epochs=1, log_every=2, tensorboard=False)
-    trainer = Trainer(cfg)
     poisoned = {"left": 1}
 
     def poison(t: Trainer) -> None:
         if t.counters.step >= 4 and poisoned["left"]:
             poisoned["left"] = 0
             with torch.no_grad():
-                next(t.G.parameters()).fill_(float("nan"))
+                next(t.state.G.parameters()).fill_(float("nan"))
 
-    trainer.before_step = poison
-    run = trainer.run()
+    run = Trainer(cfg, callbacks=[poison]).run()
     assert _state(run)["config"]["lr_g"] == pytest.approx(1e-4)  # halved by the roll-back
     seen = _state(run)["health"]["seen"]
     assert seen > 0
@@ -306,7 +305,7 @@ def test_best_score_and_its_kimg_come_back_on_resume(run1, tmp_path):
     ckpt.atomic_save(state, path)
     trainer = Trainer(None, resume=run)  # the checkpoint's own config
     try:
-        assert trainer.best == state["best"] and trainer.state()["best"] == state["best"]
+        assert trainer.state.best == state["best"] and trainer.checkpoint_state()["best"] == state["best"]
         assert trainer.cfg.lr_d == state["config"]["lr_d"] and trainer.resumed
     finally:
         trainer.lock.release()

@@ -69,18 +69,15 @@ def test_best_checkpoint_keeps_the_better_state_and_sample_uses_it(breakout, tmp
     cfg = TrainConfig(data=str(breakout.path), out=str(tmp_path), name="b", kimg=0.64, model="dcgan", width_g=8,
                       width_d=8, latent=16, batch=32, log_every=5, tensorboard=False, eval_every_kimg=0.32,
                       eval_num=64, eval_metrics="fid")
-    trainer = Trainer(cfg)
-
     def spoil(t: Trainer) -> None:
         if t.evaluator is not None and t.evaluator.evaluations >= 1:
             with torch.no_grad():
-                for model in (t.G, t.ema.model):
+                for model in (t.state.G, t.state.ema.model):
                     for p in model.parameters():
                         p.zero_()
                     [m for m in model.modules() if getattr(m, "bias", None) is not None][-1].bias.fill_(10.0)
 
-    trainer.before_step = spoil
-    run = trainer.run()
+    run = Trainer(cfg, callbacks=[spoil]).run()
     out = capsys.readouterr().out
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert len(evals) >= 2 and evals[-1]["kimg"] == pytest.approx(0.64)  # the final state was scored too

@@ -69,9 +69,9 @@ def test_forced_saturation_is_reported_and_auto_remedied(tiny_dataset, tmp_path)
 def test_generator_that_ignores_its_input_is_reported_as_mode_collapse(tiny_dataset, tmp_path) -> None:
     cfg = config(tiny_dataset, tmp_path, "collapse", epochs=1, no_ema=True)
     trainer = train_loop.Trainer(cfg)
-    forward = trainer.G.forward
+    forward = trainer.state.G.forward
     z0 = torch.randn(1, cfg.latent, generator=torch.Generator().manual_seed(3))
-    trainer.G.forward = lambda z: forward(z0.to(z.device).expand(z.shape[0], -1))  # same image for every z
+    trainer.state.G.forward = lambda z: forward(z0.to(z.device).expand(z.shape[0], -1))  # same image for every z
     run = trainer.run()
     events = lines(run / "health.jsonl")
     assert [e["kind"] for e in events] == ["mode_collapse"]

@@ -106,7 +106,7 @@ def _poison(step_at: int, times: int):
         if trainer.counters.step >= step_at and state["left"] > 0 and trainer.counters.iter % 4 == 1:
             state["left"] -= 1
             with torch.no_grad():
-                next(trainer.G.parameters()).fill_(float("nan"))
+                next(trainer.state.G.parameters()).fill_(float("nan"))
 
     return hook
 
@@ -114,8 +114,7 @@ def _poison(step_at: int, times: int):
 def test_injected_nan_rolls_back_and_recovers(tiny_dataset, tmp_path):
     cfg = TrainConfig.from_preset("", data=str(tiny_dataset.path), out=str(tmp_path), model="dcgan", width_g=8,
                                   width_d=8, latent=16, batch=32, epochs=3, log_every=4, tensorboard=False)
-    trainer = Trainer(cfg)
-    trainer.before_step = _poison(step_at=10, times=1)
+    trainer = Trainer(cfg, callbacks=[_poison(step_at=10, times=1)])
     run = trainer.run()
     events = [json.loads(l) for l in (run / "health.jsonl").read_text().splitlines()]
     kinds = [e["kind"] for e in events]
@@ -131,8 +130,7 @@ def test_injected_nan_rolls_back_and_recovers(tiny_dataset, tmp_path):
 def test_persistent_nan_stops_cleanly_without_nan_checkpoint(tiny_dataset, tmp_path):
     cfg = TrainConfig.from_preset("", data=str(tiny_dataset.path), out=str(tmp_path), model="dcgan", width_g=8,
                                   width_d=8, latent=16, batch=32, epochs=3, log_every=4, tensorboard=False)
-    trainer = Trainer(cfg)
-    trainer.before_step = _poison(step_at=2, times=100)
+    trainer = Trainer(cfg, callbacks=[_poison(step_at=2, times=100)])
     with pytest.raises(TrainingFailed, match="roll-backs"):
         trainer.run()
     for path in ckpt.list_checkpoints(trainer.run_dir / "checkpoints"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gankit.errors import UsageError
+from gankit.runpaths import RunDir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 SCAN_LIMIT = 2000  # entries looked at when counting images under a folder
@@ -39,7 +40,7 @@ def kind_of(path: str | Path) -> str:
 
 
 def is_run(p: Path) -> bool:
-    return p.is_dir() and ((p / "config.yaml").is_file() or (p / "checkpoints").is_dir())
+    return RunDir(p).is_run()
 
 
 def _children(p: Path) -> list[Path]:
@@ -63,7 +64,7 @@ def _run_dataset(run: Path) -> str:
     try:
         import yaml
 
-        return str((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or "")
+        return str((yaml.safe_load(RunDir(run).config.read_text()) or {}).get("data") or "")
     except Exception:  # noqa: BLE001 - a hint only; an unreadable config just gives none
         return ""
 

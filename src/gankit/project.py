@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from gankit.errors import UsageError
+from gankit.runpaths import RunDir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
@@ -152,11 +153,11 @@ def dataset_of(run: str, data: str | None) -> str:
 
         found = read_header(path).get("source", {}).get("data")
     else:
-        config = path / "config.yaml" if path.is_dir() else path.parent.parent / "config.yaml"
-        if config.is_file():
+        files = RunDir.of(path)  # a run directory, or the run of a checkpoint file
+        if files.config.is_file():
             from gankit.train.rundir import read_config
 
-            found = (read_config(config.parent) or {}).get("data")
+            found = (read_config(files.path) or {}).get("data")
     if not found or not Path(found).is_dir():
         where = f" ({found})" if found else ""
         raise UsageError(f"--data: the dataset that {run} learnt is not found here{where}; pass --data DATASET")

@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gankit.config import TrainConfig
 from gankit.cli import positive_int
+from gankit.config import TrainConfig
 from gankit.device import DEVICE_HELP, resolve_device
 from gankit.errors import UsageError
 from gankit.inputs import expect_run
 from gankit.models import config_generator
+from gankit.runpaths import RunDir
 from gankit.train import checkpoint as ckpt
 
 SAFETENSORS = ".safetensors"  # gankit export's weights-only generator file
@@ -41,29 +42,7 @@ def find_checkpoint(run: str | Path, checkpoint: str | Path | None = None) -> Pa
     run = expect_run(run)
     if run.is_file():
         return run
-    folder = run / "checkpoints"
-    if checkpoint in (None, "best"):
-        if (folder / ckpt.BEST).is_file():
-            return folder / ckpt.BEST
-        if checkpoint == "best":
-            raise UsageError(f"--checkpoint: {run} has no best.pt (it is written when training evaluates, "
-                             "--eval-every-kimg K)", hint="use --checkpoint last for the newest state")
-    elif checkpoint != "last":
-        path = Path(checkpoint)
-        if not path.is_file():
-            path = folder / str(checkpoint)
-        if not path.is_file():
-            there = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
-            why = " (best.pt is written only by runs trained with --eval-every-kimg)" if Path(checkpoint).name == "best.pt" else ""
-            raise UsageError(f"--checkpoint: no such checkpoint {checkpoint} in {run / 'checkpoints'}{why}",
-                             hint=f"there: {', '.join(there)}; --checkpoint last for the newest" if there else
-                             "this run has no checkpoint yet")
-        return path
-    found = ckpt.latest_checkpoint(folder)
-    if found is None:
-        raise UsageError(f"RUN: {run} has no checkpoint yet (nothing in {run / 'checkpoints'})",
-                         hint="a run writes its first checkpoint when it starts; is it still starting?")
-    return found
+    return RunDir(run).pick_checkpoint(checkpoint)
 
 
 def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: bool = True,

@@ -16,6 +16,7 @@ from typing import Any
 
 from gankit.cli import positive_int
 from gankit.errors import UsageError
+from gankit.runpaths import RunDir
 
 EVAL_HELP = """Measure image quality with FID, KID, precision/recall and density/coverage;
 for a conditional run on a labelled dataset also per-class FID/KID and class agreement.
@@ -96,10 +97,11 @@ def _real_path(args: argparse.Namespace) -> str:
         return str(data)
     from gankit.train.rundir import read_config
 
-    config_file = Path(args.run) / "config.yaml"
+    run = RunDir.of(args.run)  # a run directory, or the run of a checkpoint file
+    config_file = run.config
     if not config_file.is_file():
-        raise UsageError(f"RUN: {args.run} is not a run directory (no config.yaml)")
-    data = (read_config(Path(args.run)) or {}).get("data")
+        raise UsageError(f"RUN: {args.run} is not a run directory (no {run.CONFIG})")
+    data = (read_config(run.path) or {}).get("data")
     if not data:
         raise UsageError(f"RUN: {config_file} names no dataset; pass --real DATASET")
     if not Path(data).is_dir():
@@ -174,10 +176,8 @@ def run(args: argparse.Namespace) -> int:
 
         expect_run(args.run)
     from gankit.data.dataset import load_dataset
-    from gankit.metrics.evaluate import evaluate
+    from gankit.metrics.evaluate import DEFAULT_METRICS, class_labels, evaluate
     from gankit.metrics.registry import get_extractor
-
-    from gankit.metrics.evaluate import DEFAULT_METRICS, class_labels
 
     explicit = args.metrics is not None
     metrics = args.metrics if isinstance(args.metrics, list) else _metrics(args.metrics or DEFAULT_METRICS)
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"gankit eval: WARNING: the run trained on {trained_on.get('path')} ({describe_fingerprint(trained_on)}); "
                   f"this score is against {real.path} ({describe_fingerprint(result.real_fingerprint)})",
                   file=sys.stderr, flush=True)
-    out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if args.run else None)
+    out = Path(args.out) if args.out else (RunDir(args.run).eval_record if args.run else None)
     if out is not None and not args.out and _is_generator_file(args.run):
         out = Path(args.run).with_suffix(".eval.json")  # beside the file, not inside it
     if out is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gankit.errors import UsageError
 from gankit.inputs import expect_run, kind_of
+from gankit.runpaths import RunDir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,15 +32,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
+    files = RunDir(run_dir)
     if not run_dir.is_dir() or kind_of(run_dir) in ("dataset", "images", "runs"):
         expect_run(run_dir)  # says what it is instead
-        raise UsageError(f"RUN: {run_dir} is a checkpoint file; give its run directory", hint=f"gankit report {run_dir.parent.parent}")
-    if not any((run_dir / name).exists() for name in ("metrics.jsonl", "health.jsonl", "samples")):
+        raise UsageError(f"RUN: {run_dir} is a checkpoint file; give its run directory", hint=f"gankit report {RunDir.of(run_dir)}")
+    if not any(path.exists() for path in (files.metrics, files.health, files.samples)):
         raise UsageError(f"RUN: {run_dir} is not a gankit run directory (no metrics.jsonl, health.jsonl or samples/)")
     from gankit.monitor.report import build_outputs
 
     verdict = build_outputs(run_dir)
     if not args.quiet:
         print(verdict)
-    print(run_dir / "report.html")
+    print(files.report)
     return 0

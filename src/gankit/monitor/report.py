@@ -24,6 +24,7 @@ from gankit.monitor.events import EVENT_TITLES, PROBLEM_KINDS, HealthEvent, load
 from gankit.monitor.health import HealthThresholds
 from gankit.monitor.images import FrameStore
 from gankit.monitor.plots import draw_all
+from gankit.runpaths import RunDir
 
 PLOT_ORDER = ("losses", "d_accuracy", "d_outputs", "grad_norms", "diversity", "ada", "quality")
 UNCLOSED = "in progress (or stopped without closing the monitor)"
@@ -190,7 +191,7 @@ def data_uri(path: Path) -> str:
 
 
 def _config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.yaml"
+    path = RunDir(run_dir).config
     if not path.exists():
         return {}
     try:
@@ -215,7 +216,7 @@ def per_class_html(run_dir: Path, records: list[dict] | None = None) -> list[str
     nothing when neither exists."""
     esc = html.escape
     try:
-        ev = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
+        ev = json.loads(RunDir(run_dir).eval_record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         ev = {}
     rows = ev.get("per_class") if isinstance(ev, dict) else None
@@ -253,9 +254,10 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
              f"<title>gankit report: {esc(run_dir.name)}</title><style>{CSS}</style></head><body><main>",
              f"<h1>gankit run {esc(run_dir.name)}</h1><p class=\"sub\">status: {esc(status)}</p>",
              f'<div class="verdict {"bad" if problem else "ok"}" id="verdict">{esc(verdict_text)}</div>']
-    samples = sorted((run_dir / "samples").glob("epoch_*.png"))
+    files = RunDir(run_dir)
+    samples = sorted(files.samples.glob("epoch_*.png"))
     samples = [p for p in samples if not p.name.endswith(".tmp.png")]
-    gif = run_dir / "progress.gif"
+    gif = files.gif
     parts.append("<h2>Real vs generated</h2>")
     if samples:
         parts.append(f"<figure>{_img(samples[-1], 'real vs generated', pixel=True)}"
@@ -263,7 +265,7 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
                      "</figcaption></figure>")
     else:
         parts.append('<p class="muted">No sample grid yet.</p>')
-    best_png = run_dir / "samples" / "best.png"
+    best_png = files.best_samples
     if best_png.exists():
         parts.append(f"<h2>Best state</h2><figure>{_img(best_png, 'best state', pixel=True)}"
                      "<figcaption>best.png: the fixed latents drawn by checkpoints/best.pt, the state with the best "
@@ -271,7 +273,7 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
     if gif.exists():
         parts.append(f"<h2>Progress</h2><figure>{_img(gif, 'progress animation', pixel=True)}"
                      "<figcaption>the same latents after each snapshot</figcaption></figure>")
-    plots = [run_dir / "plots" / f"{name}.png" for name in PLOT_ORDER]
+    plots = [files.plots / f"{name}.png" for name in PLOT_ORDER]
     plots = [p for p in plots if p.exists()]
     parts.append("<h2>Training curves</h2>")
     if plots:
@@ -313,7 +315,8 @@ def build_outputs(run_dir: Path, status: str | None = None, stop: tuple[str, flo
     close (or says the run has not closed).  ``stop`` is the budget limit that
     ended a finished run, e.g. ("kimg", 10.0)."""
     run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
+    files = RunDir(run_dir)
+    summary_path = files.summary
     if status is None:
         try:
             old = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -322,13 +325,13 @@ def build_outputs(run_dir: Path, status: str | None = None, stop: tuple[str, flo
                 stop = (str(old["stopped_by"]), float(old.get("limit") or 0))
         except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError):
             status = UNCLOSED
-    records = load_records(run_dir / "metrics.jsonl")
-    events = load_events(run_dir / "health.jsonl")
-    draw_all(records, run_dir / "plots")
-    FrameStore(run_dir / "samples" / "frames").write_gif(run_dir / "progress.gif")
+    records = load_records(files.metrics)
+    events = load_events(files.health)
+    draw_all(records, files.plots)
+    FrameStore(files.frames).write_gif(files.gif)
     text = verdict(records, events, status, stop)
-    page = run_dir / "report.html"
-    tmp = page.with_name("report.html.tmp")
+    page = files.report
+    tmp = page.with_name(page.name + ".tmp")
     tmp.write_text(render_html(run_dir, text, status, events, records), encoding="utf-8")
     tmp.replace(page)
     train = train_records(records)
@@ -337,11 +340,11 @@ def build_outputs(run_dir: Path, status: str | None = None, stop: tuple[str, flo
                "kimg": float(train[-1].get("kimg", 0)) if train else 0.0, "log_records": len(train),
                "judged": len(train) >= min_records(), "verdict": text}
     best = best_evaluation(records)
-    if best is not None and (run_dir / "checkpoints" / "best.pt").is_file():
-        summary["best"] = {"checkpoint": "checkpoints/best.pt", "metric": best["score_metric"],
+    if best is not None and files.best.is_file():
+        summary["best"] = {"checkpoint": files.best.relative_to(files.path).as_posix(), "metric": best["score_metric"],
                            "score": best["score"], "kimg": best["kimg"], "step": best.get("step"),
                            "why": f"lowest {best['score_metric']} of {len(evaluations(records))} evaluations"}
-    tmp_summary = summary_path.with_name("summary.json.tmp")
+    tmp_summary = summary_path.with_name(summary_path.name + ".tmp")
     tmp_summary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     tmp_summary.replace(summary_path)
     return text

@@ -19,11 +19,11 @@ import torch
 
 from gankit.errors import UsageError
 from gankit.monitor.events import PROBLEM_KINDS, HealthEvent, dump_line, load_events, load_records
-from gankit.monitor.health import (HealthChecker, HealthThresholds, class_diversities, contrast, diversity,
-                                   variety_ratio)
+from gankit.monitor.health import HealthChecker, HealthThresholds, class_diversities, contrast, diversity, variety_ratio
 from gankit.monitor.images import FrameStore, side_by_side
 from gankit.monitor.plots import draw_all
 from gankit.monitor.report import build_outputs
+from gankit.runpaths import RunDir
 
 REDRAW_EVERY_S = 10.0  # epoch_end redraws plots and GIF at most this often
 
@@ -59,12 +59,13 @@ class RunMonitor:
     def __init__(self, run_dir: Path, config: "TrainConfig", *, resume: bool = False,
                  real_preview: torch.Tensor | None = None, thresholds: HealthThresholds | None = None) -> None:
         self.run_dir = Path(run_dir)
+        self.files = RunDir(self.run_dir)
         self.config = config
         self.real_preview = real_preview
-        for sub in ("samples", "plots", "tb"):
-            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.health_path = self.run_dir / "health.jsonl"
+        for sub in (self.files.samples, self.files.plots, self.files.tensorboard):
+            sub.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.files.metrics
+        self.health_path = self.files.health
         if not resume and self.metrics_path.exists() and self.metrics_path.stat().st_size > 0:
             raise UsageError(f"--name: run directory {self.run_dir} already holds a run (metrics.jsonl); "
                              "resume it or choose another name")
@@ -72,7 +73,7 @@ class RunMonitor:
         self._health = self.health_path.open("a", encoding="utf-8")
         self.events: list[HealthEvent] = load_events(self.health_path) if resume else []
         self.checker = HealthChecker(config.loss, config.lr_g, config.lr_d, thresholds)
-        self.frames = FrameStore(self.run_dir / "samples" / "frames")
+        self.frames = FrameStore(self.files.frames)
         self._resume = resume
         self._writer: SummaryWriter | None = None
         self._last_step = -1
@@ -93,7 +94,7 @@ class RunMonitor:
             from torch.utils.tensorboard import SummaryWriter
 
             purge = step if (self._resume or went_back) else None
-            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge)
+            self._writer = SummaryWriter(log_dir=str(self.files.tensorboard), purge_step=purge)
         self._last_step = max(self._last_step, step) if not went_back else step
         return self._writer
 
@@ -184,7 +185,7 @@ class RunMonitor:
         self.events.append(ev)
         self._health.write(dump_line(ev.to_dict()) + "\n")
         self._health.flush()
-        say(ev.console_line(), self.run_dir / "log.txt")
+        say(ev.console_line(), self.files.log)
         writer = self._tb(ev.step)
         if writer is not None:
             text = f"**{ev.title}** (step {ev.step}, {ev.kimg:.1f} kimg): {ev.message}"
@@ -197,7 +198,7 @@ class RunMonitor:
         """Write samples/epoch_NNNN.png (real | generated), add a GIF frame and a TensorBoard image."""
         caption = f"epoch {epoch} | {kimg:.1f} kimg | step {step}"
         img = side_by_side(real, fake, caption)
-        path = self.run_dir / "samples" / f"epoch_{int(epoch):04d}.png"
+        path = self.files.epoch_samples(epoch)
         tmp = path.with_name(path.stem + ".tmp.png")
         img.save(tmp)
         tmp.replace(path)
@@ -211,7 +212,7 @@ class RunMonitor:
     def snapshot_best(self, kimg: float, real: torch.Tensor, fake: torch.Tensor, step: int) -> Path:
         """Write samples/best.png: the fixed latents drawn by the state behind checkpoints/best.pt."""
         img = side_by_side(real, fake, f"best so far | {kimg:.1f} kimg | step {step}")
-        path = self.run_dir / "samples" / "best.png"
+        path = self.files.best_samples
         tmp = path.with_name("best.tmp.png")
         img.save(tmp)
         tmp.replace(path)
@@ -229,8 +230,8 @@ class RunMonitor:
         now = time.monotonic()
         if self._last_redraw is not None and now - self._last_redraw < REDRAW_EVERY_S:
             return
-        draw_all(load_records(self.metrics_path), self.run_dir / "plots")
-        self.frames.write_gif(self.run_dir / "progress.gif")
+        draw_all(load_records(self.metrics_path), self.files.plots)
+        self.frames.write_gif(self.files.gif)
         self._last_redraw = time.monotonic()
 
     def stopped_by(self, limit: str, value: float) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from gankit.errors import UsageError
 from gankit.inputs import is_run
 from gankit.monitor.events import read_jsonl
+from gankit.runpaths import RunDir
 
 RECENT_S = 300  # a run without summary.json whose files changed this recently is probably training
 
@@ -47,7 +48,7 @@ def describe(run_dir: Path, now: float | None = None) -> dict[str, str]:
     """One run's row: name, status, kimg, best, changed."""
     now = time.time() if now is None else now
     kimg, best = 0.0, math.inf
-    for rec in read_jsonl(run_dir / "metrics.jsonl"):
+    for rec in read_jsonl(RunDir(run_dir).metrics):
         if rec.get("kind", "train") == "train":
             kimg = float(rec.get("kimg", kimg))
         fid = rec.get("fid")
@@ -61,7 +62,7 @@ def describe(run_dir: Path, now: float | None = None) -> dict[str, str]:
 
 def _status(run_dir: Path, idle_s: float) -> str:
     try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads(RunDir(run_dir).summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "training?" if idle_s < RECENT_S else "stopped (not closed)"
     status = str(summary.get("status", "?"))
@@ -73,8 +74,8 @@ def _status(run_dir: Path, idle_s: float) -> str:
 
 def _last_change(run_dir: Path) -> float:
     newest = run_dir.stat().st_mtime
-    for name in ("metrics.jsonl", "log.txt", "summary.json", "health.jsonl", "checkpoints"):
-        path = run_dir / name
+    files = RunDir(run_dir)
+    for path in (files.metrics, files.log, files.summary, files.health, files.checkpoints):
         if path.exists():
             newest = max(newest, path.stat().st_mtime)
     return newest

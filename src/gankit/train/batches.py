@@ -18,6 +18,9 @@ import torch.nn.functional as F
 
 from gankit.data.dataset import ImageDataset
 
+EPOCH_STRIDE = 1_000_003  # a prime: the (seed, epoch) orders of nearby seeds never coincide
+PREVIEW_SEED = 12345  # the preview's own stream: the same real images in every grid of a run
+
 
 class BatchSource:
     def __init__(self, dataset: ImageDataset, batch: int, device: torch.device, size: tuple[int, int],
@@ -37,7 +40,7 @@ class BatchSource:
 
     def order(self, epoch: int) -> torch.Tensor:
         """This rank's shard of the epoch's permutation, (iters * batch,) int64."""
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed(self.seed * EPOCH_STRIDE + epoch)
         perm = torch.randperm(len(self.dataset), generator=gen)
         return perm[self.rank :: self.world][: self.iters * self.batch]
 
@@ -60,6 +63,6 @@ class BatchSource:
 
     def preview(self, count: int) -> torch.Tensor:
         """A fixed set of real images (the left half of every sample grid)."""
-        gen = torch.Generator().manual_seed(self.seed + 12345)
+        gen = torch.Generator().manual_seed(self.seed + PREVIEW_SEED)
         idx = torch.randperm(len(self.dataset), generator=gen)[: min(count, len(self.dataset))]
         return self.get(idx)

@@ -21,19 +21,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+__all__ = ["BEST", "atomic_save", "checkpoint_name", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
+           "save_checkpoint", "rng_state", "set_rng_state", "all_finite", "remove_temporary"]
+
 import numpy as np
 import torch
 
 from gankit.errors import UsageError
 from gankit.fsproblems import is_environment, os_error_in, problem
+from gankit.runpaths import RunDir, checkpoint_name, latest_checkpoint, list_checkpoints
 
-PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
 TEMPORARY = re.compile(r"^\..+\.pt\.tmp\d*$")  # atomic_save's names: .ckpt-000000256.pt.tmp<pid>
-BEST = "best.pt"  # the state with the lowest evaluation score (see metrics/training.py)
-
-
-def checkpoint_name(images_seen: int) -> str:
-    return f"ckpt-{images_seen:09d}.pt"
+BEST = RunDir.BEST  # the state with the lowest evaluation score (see metrics/training.py)
+# checkpoint_name, list_checkpoints and latest_checkpoint live in gankit.runpaths, with the run's other names
 
 
 def atomic_save(obj: Any, path: Path) -> Path:
@@ -68,13 +68,6 @@ def remove_temporary(folder: Path) -> list[Path]:
     return gone
 
 
-def list_checkpoints(folder: Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if PATTERN.match(p.name))
-
-
 def save_checkpoint(state: dict[str, Any], folder: Path, images_seen: int, keep: int) -> Path:
     """Write ``ckpt-<images>.pt`` atomically, then prune to the newest ``keep``."""
     path = atomic_save(state, Path(folder) / checkpoint_name(images_seen))
@@ -83,11 +76,6 @@ def save_checkpoint(state: dict[str, Any], folder: Path, images_seen: int, keep:
             old.unlink(missing_ok=True)
     remove_temporary(folder)
     return path
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = list_checkpoints(folder)
-    return found[-1] if found else None
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -106,10 +94,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def rng_state() -> dict[str, Any]:
     """Every RNG the training touches, in a weights_only-loadable form."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # (name, keys, pos, has_gauss, cached)
     state = {
         "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

@@ -8,14 +8,22 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-import time
 
 import yaml
 
-from gankit.config import (BUDGET_RULE, DEFAULT_EPOCHS, TrainConfig, add_config_flags, apply_budget_rule, budget_text,
-                            config_from_args, parse_size, resolve_args)
+from gankit.config import (
+    BUDGET_RULE,
+    DEFAULT_EPOCHS,
+    TrainConfig,
+    add_config_flags,
+    apply_budget_rule,
+    budget_text,
+    config_from_args,
+    resolve_args,
+)
 from gankit.errors import UsageError
 
+HELP_HELP = "show this help (with --preset NAME before it: that preset's values)"
 RESUME_HELP = ("continue a run: its directory, its name under --out, a checkpoint file, or 'latest' (the most "
                "recently active run under --out); flags given with it change only the budget, rates, logging and "
                "hardware (each change is logged)")
@@ -29,15 +37,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train a GAN. Values come from the defaults, then --preset, then --config FILE,\n"
                                    "then the flags typed, each overriding the one before.\n"
                                    + textwrap.fill(f"Budget: {BUDGET_RULE}.", 78) + "\n\n"
-                                   "`gankit train --preset NAME --help` shows the preset's values in place of the defaults.")
-    p.add_argument("-h", "--help", action=PresetHelp, help="show this help (with --preset NAME before it: that preset's values)")
+                                   "`gankit train --preset NAME --help` shows the preset's values in place of the "
+                                   "defaults.")
+    p.add_argument("-h", "--help", action=PresetHelp, help=HELP_HELP)
     p.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME",
                    help="named starting point: " + describe_presets() + " (`gankit presets NAME` shows why each value)")
     p.add_argument("--config", default=None, metavar="FILE.yaml",
-                   help="values from a YAML file with the keys of a run's config.yaml (a run's own config.yaml works); flags override it")
+                   help="values from a YAML file with the keys of a run's config.yaml (a run's own config.yaml "
+                        "works); flags override it")
     p.add_argument("--resume", default=None, help=RESUME_HELP)
     p.add_argument("--restart", action="store_true",
-                   help="start the run given by --resume or --name over from scratch in its folder (deletes its checkpoints)")
+                   help="start the run given by --resume or --name over from scratch in its folder "
+                        "(deletes its checkpoints)")
     p.add_argument("--allow-data-change", action="store_true",
                    help="with --resume: continue on a dataset other than the one the run trained on")
     p.add_argument("--dry-run", action="store_true",
@@ -46,11 +57,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_flags(p)
     p.set_defaults(func=run_train, _parser=p)
 
-    b = sub.add_parser("bench", help="measure training steps/s and images/s for a config", formatter_class=HelpFormatter,
-                       add_help=False)
-    b.add_argument("-h", "--help", action=PresetHelp, help="show this help (with --preset NAME before it: that preset's values)")
-    b.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME", help="named starting point: " + describe_presets())
-    b.add_argument("--config", default=None, metavar="FILE.yaml", help="values from a YAML file (keys of a run's config.yaml)")
+    b = sub.add_parser("bench", help="measure training steps/s and images/s for a config",
+                       formatter_class=HelpFormatter, add_help=False)
+    b.add_argument("-h", "--help", action=PresetHelp, help=HELP_HELP)
+    b.add_argument("--preset", choices=sorted(PRESETS), default="", metavar="NAME",
+                   help="named starting point: " + describe_presets())
+    b.add_argument("--config", default=None, metavar="FILE.yaml",
+                   help="values from a YAML file (keys of a run's config.yaml)")
     b.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     b.add_argument("--iters", type=int, default=20, help="timed iterations")
     add_config_flags(b)
@@ -73,9 +86,11 @@ class PresetHelp(argparse.Action):
             for action in parser._actions:
                 if action.dest in PRESETS[name] and action.help:
                     why = REASONS[name].get(action.dest, "").replace("%", "%%")  # argparse formats help with %
-                    action.help = (f"{action.help.split(' (default: ')[0]} [preset {name}: {PRESETS[name][action.dest]!r}"
+                    action.help = (f"{action.help.split(' (default: ')[0]} "
+                                   f"[preset {name}: {PRESETS[name][action.dest]!r}"
                                    + (f", {why}" if why else "") + "]")
-            parser.description = (parser.description or "") + f"\n\nShowing preset {name}: its values are in [brackets]."
+            parser.description = ((parser.description or "")
+                                  + f"\n\nShowing preset {name}: its values are in [brackets].")
         parser.print_help()
         parser.exit()
 
@@ -84,17 +99,19 @@ def _resolve_resume(args: argparse.Namespace) -> tuple[TrainConfig, str, list[st
     """The run to continue and its config: the checkpoint's (learning rates after
     roll-backs included) with the flags given now on top; the Trainer then
     refuses the changes a resume cannot make and logs the others."""
-    from gankit.train.resume import checkpoint_to_resume, find_run, resume_config, run_dir_of
+    from gankit.runpaths import RunDir
+    from gankit.train.resume import checkpoint_to_resume, find_run, resume_config
+    from gankit.train.rundir import read_config
 
     if args.name:
         raise UsageError("--name: not with --resume (the run keeps its folder); use --resume NAME")
     path = find_run(args.resume, args.out or "runs")
-    run_dir = run_dir_of(path)
+    run = RunDir.of(path)
+    run_dir = run.path
     if args.restart or checkpoint_to_resume(path) is None:
-        cfg_file = run_dir / "config.yaml"
-        if not cfg_file.is_file():
-            raise UsageError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
-        base = TrainConfig.from_dict(yaml.safe_load(cfg_file.read_text()) or {})
+        if not run.config.is_file():
+            raise UsageError(f"--resume: {run_dir} is not a run directory (no {run.CONFIG})")
+        base = TrainConfig.from_dict(read_config(run_dir) or {})
     else:
         base = resume_config(path)
     overrides = {k: v for k, v in vars(args).items()
@@ -139,9 +156,10 @@ def check_data(cfg: TrainConfig) -> tuple[list[str], dict]:
     from gankit.inputs import expect_dataset
 
     if not cfg.data:
-        raise UsageError("--data: no dataset given", hint="make one with `gankit data atari ...` or `gankit data folder ...`")
+        raise UsageError("--data: no dataset given",
+                         hint="make one with `gankit data atari ...` or `gankit data folder ...`")
     ds = load_dataset(expect_dataset(cfg.data))
-    H, W = parse_size(cfg.resolution, "resolution") if cfg.resolution else (ds.height, ds.width)
+    H, W = cfg.image_size or (ds.height, ds.width)
     if cfg.batch > len(ds):
         raise UsageError(f"--batch: {cfg.batch} is more than the {len(ds)} images in {cfg.data}",
                          hint=f"use --batch {max(1, len(ds) // 4)} or fewer, or a larger dataset")
@@ -160,7 +178,7 @@ def dry_run(cfg: TrainConfig, notes: list[str]) -> int:
     device = resolve_device(cfg.device)
     precision = cfg.precision
     if precision == "auto":
-        from gankit.train.loop import pick_precision
+        from gankit.train.hardware import pick_precision
 
         precision = pick_precision(precision, device)
     resolved.update(device=str(device), precision=precision, n_critic=cfg.critic_steps)
@@ -186,55 +204,29 @@ def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
     Under torchrun every rank steps and rank 0 reports; images/s counts the
     global batch, i.e. all ranks together.
     """
-    import tempfile
-
     import torch
 
-    from gankit.train import distributed as dist_util
-    from gankit.train.loop import Trainer
+    from gankit.train.parts import TrainingParts
 
     if warmup < 0 or iters < 1:
         raise UsageError("--iters: must be >= 1 (and --warmup >= 0)")
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg.replace(out=tmp, name="bench", tensorboard=False))
-        order = trainer.batches.order(1)
-        B = trainer.batches.batch
-        stats = torch.zeros(11, device=trainer.device)
-
-        def step(i: int) -> None:
-            j = i % trainer.batches.iters
-            trainer.train_step(trainer.batches.get(order[j * B:(j + 1) * B]), stats, log_now=False)
-
-        for i in range(warmup):
-            step(i)
-        _sync(trainer.device)
-        t0 = time.perf_counter()
-        for i in range(iters):
-            step(warmup + i)
-        _sync(trainer.device)
-        dt = time.perf_counter() - t0
-        dist_util.shutdown(trainer.dist)
-    if trainer.rank0:
-        c = trainer.cfg
-        where = {"cpu": f"{torch.get_num_threads()} threads", "mps": "Apple GPU"}.get(trainer.device.type) \
-            or torch.cuda.get_device_name(trainer.device)
-        print(f"device: {trainer.device} ({where}), {trainer.dist.world} process(es)  precision: {c.precision}  "
+    parts = TrainingParts(cfg.replace(tensorboard=False))
+    try:
+        dt = parts.bench(warmup, iters)
+    finally:
+        parts.close()
+    if parts.rank0:
+        c, device = parts.cfg, parts.device
+        where = {"cpu": f"{torch.get_num_threads()} threads", "mps": "Apple GPU"}.get(device.type) \
+            or torch.cuda.get_device_name(device)
+        print(f"device: {device} ({where}), {parts.dist.world} process(es)  precision: {c.precision}  "
               f"channels_last: {c.channels_last}  compile: {c.compile}")
-        print(f"model: {c.model} {trainer.shape[1]}x{trainer.shape[2]}x{trainer.shape[0]}  loss: {c.loss}  "
+        print(f"model: {c.model} {parts.shape[1]}x{parts.shape[2]}x{parts.shape[0]}  loss: {c.loss}  "
               f"batch: {c.batch}  timed: {iters} steps after {warmup} warm-up steps")
         print(f"ms/step: {1000 * dt / iters:.1f}")
         print(f"steps/s: {iters / dt:.2f}")
         print(f"images/s: {iters * c.batch / dt:.1f}")
     return 0
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,7 +125,8 @@ class CPUSyncBatchNorm(_BatchNorm):
         n = sums[-1]
         mean = sums[:C] / n
         var = (sums[C : 2 * C] / n - mean * mean).clamp_min(0.0)  # biased, as BatchNorm normalises
-        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+        if (self.track_running_stats and self.running_mean is not None and self.running_var is not None
+                and self.num_batches_tracked is not None):
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
@@ -174,7 +175,8 @@ def wrap(G: nn.Module, D: nn.Module, info: DistInfo, sync_bn: bool) -> tuple[nn.
     options: dict[str, Any] = dict(device_ids=ids, gradient_as_bucket_view=True)
     # Buffers are synchronised once at construction, not before every forward (see above);
     # torch 2.13 renamed the flag.
-    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+    no_sync = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters
+               else "broadcast_buffers")
     options[no_sync] = False
     return DDP(G, **options), DDP(D, **options)
 

@@ -26,7 +26,7 @@ class EMA:
     def update(self, generator: nn.Module, images: int) -> None:
         """Move toward ``generator`` after it has seen ``images`` more images."""
         weight = 1.0 - self.beta(images)
-        ema_p = [p for p in self.model.parameters()]
+        ema_p: list[torch.Tensor] = list(self.model.parameters())
         src_p = [p.detach() for p in generator.parameters()]
         torch._foreach_lerp_(ema_p, src_p, weight)
         for b_ema, b in zip(self.model.buffers(), generator.buffers()):

@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 
 from gankit.errors import UsageError
+from gankit.runpaths import RunDir
 
-LOCK_FILE = ".lock"
+LOCK_FILE = RunDir.LOCK
 
 try:
     import fcntl
@@ -51,7 +52,7 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         if fcntl is None or self._fd is not None:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -62,7 +63,8 @@ class RunLock:
             os.close(fd)
             who = f"PID {holder}" if holder else "another process"
             raise RunLocked(f"{self.flag}: run directory {self.run_dir} is being written by another gankit process "
-                            f"({who}); wait for it to end or stop it (kill {holder or 'PID'}), then try again") from None
+                            f"({who}); wait for it to end or stop it (kill {holder or 'PID'}), "
+                            "then try again") from None
         previous = _read_pid(fd)
         if previous and previous != os.getpid() and not _pid_alive(previous):
             self.stale_pid = previous
@@ -81,7 +83,7 @@ class RunLock:
         os.close(self._fd)  # closing the descriptor drops the flock
         self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

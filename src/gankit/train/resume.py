@@ -23,6 +23,7 @@ from typing import Any
 from gankit.config import TrainConfig
 from gankit.data.dataset import ImageDataset, describe_fingerprint, fingerprint
 from gankit.errors import UsageError
+from gankit.runpaths import RunDir
 from gankit.train import checkpoint as ckpt
 
 # Changing these on resume is applied (and logged): the next step simply uses the new value.
@@ -44,7 +45,7 @@ def _flag(name: str) -> str:
 
 def run_dir_of(path: Path) -> Path:
     """The run directory of a run path or of a checkpoint file inside RUN/checkpoints."""
-    return path.parent.parent if path.is_file() else path
+    return RunDir.of(path).path
 
 
 def find_run(target: str, out: str | os.PathLike[str] = "runs") -> Path:
@@ -52,7 +53,7 @@ def find_run(target: str, out: str | os.PathLike[str] = "runs") -> Path:
     active run under ``out``, numbered or named) or a run's name under ``out``."""
     out = Path(out)
     if target == "latest":
-        runs = [p for p in out.iterdir() if (p / "config.yaml").is_file()] if out.is_dir() else []
+        runs = [p for p in out.iterdir() if RunDir(p).config.is_file()] if out.is_dir() else []
         if not runs:
             raise UsageError(f"--resume: no runs under {out}")
         return max(runs, key=_last_activity)
@@ -67,8 +68,8 @@ def find_run(target: str, out: str | os.PathLike[str] = "runs") -> Path:
 
 def _last_activity(run: Path) -> float:
     """When a run last wrote something that matters: its newest checkpoint, metrics or config."""
-    stamps = [run.stat().st_mtime]
-    for p in (run / "config.yaml", run / "metrics.jsonl", ckpt.latest_checkpoint(run / "checkpoints")):
+    stamps, files = [run.stat().st_mtime], RunDir(run)
+    for p in (files.config, files.metrics, files.latest_checkpoint()):
         if p is not None and p.exists():
             stamps.append(p.stat().st_mtime)
     return max(stamps)
@@ -78,7 +79,7 @@ def checkpoint_to_resume(path: Path) -> Path | None:
     """The checkpoint a resume of ``path`` continues from, or None (run without one)."""
     if path.is_file():
         return path
-    return ckpt.latest_checkpoint(path / "checkpoints")
+    return RunDir(path).latest_checkpoint()
 
 
 def resume_config(path: str | os.PathLike[str]) -> TrainConfig:
@@ -90,15 +91,16 @@ def resume_config(path: str | os.PathLike[str]) -> TrainConfig:
         return TrainConfig.from_dict(ckpt.load_checkpoint(found)["config"])
     from gankit.train.rundir import read_config
 
-    run = run_dir_of(path)
-    if not (run / "config.yaml").is_file():
-        raise UsageError(f"--resume: {run} is not a run directory (no config.yaml)")
-    return TrainConfig.from_dict(read_config(run) or {})
+    run = RunDir.of(path)
+    if not run.config.is_file():
+        raise UsageError(f"--resume: {run} is not a run directory (no {run.CONFIG})")
+    return TrainConfig.from_dict(read_config(run.path) or {})
 
 
 def config_changes(saved: TrainConfig, wanted: TrainConfig) -> list[tuple[str, Any, Any]]:
     """(field, old, new) for every allowed change; UsageError for a forbidden one."""
-    changes, refused = [], []
+    changes: list[tuple[str, Any, Any]] = []
+    refused: list[tuple[str, Any, Any]] = []
     for f in fields(TrainConfig):
         old, new = getattr(saved, f.name), getattr(wanted, f.name)
         if f.name in NOT_COMPARED or old == new:
@@ -122,7 +124,9 @@ def data_change(saved: dict[str, Any] | None, saved_path: str, dataset: ImageDat
                          f"{describe_fingerprint(saved)}: another image shape cannot be resumed")
     same = all(saved.get(k) == now[k] for k in ("count", "manifest_sha256"))
     if same:
-        return None if Path(saved_path) == Path(dataset.path) else f"dataset moved: {saved_path} -> {dataset.path} (same images)"
+        if Path(saved_path) == Path(dataset.path):
+            return None
+        return f"dataset moved: {saved_path} -> {dataset.path} (same images)"
     if not allow:
         raise UsageError(f"--data: {dataset.path} is not the dataset this run trained on (then: {saved_path}, "
                          f"{describe_fingerprint(saved)}; now: {describe_fingerprint(now)}); pass --allow-data-change "

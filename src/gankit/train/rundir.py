@@ -19,6 +19,7 @@ import yaml
 from gankit.config import TrainConfig
 from gankit.errors import UsageError
 from gankit.fsproblems import problem
+from gankit.runpaths import RunDir
 from gankit.train.lock import LOCK_FILE
 
 NUMBERED = re.compile(r"^(\d{5})-")
@@ -93,12 +94,12 @@ def remove_leftovers(run: Path) -> list[Path]:
 def write_config(run_dir: Path, config: TrainConfig, shape: tuple[int, int, int]) -> Path:
     values = config.to_dict()
     values["image_shape"] = list(shape)  # (C, H, W) the models were built for
-    path = run_dir / "config.yaml"
-    tmp = path.with_name(".config.yaml.tmp")
+    path = RunDir(run_dir).config
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(yaml.safe_dump(values, sort_keys=False))
     tmp.replace(path)  # never a half-written config.yaml
     return path
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    return yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    return yaml.safe_load(RunDir(run_dir).config.read_text())

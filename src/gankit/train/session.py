@@ -1,4 +1,4 @@
-"""A run directory's life around the training loop, as a mixin of `Trainer`.
+"""A run directory's life around the training parts: `RunSession`, the base of `Trainer`.
 
 Claiming and locking the folder, resuming from its checkpoint (and refusing
 or logging what a resume changes), the first outputs, and the end: the
@@ -12,22 +12,70 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from gankit import __version__
 from gankit.config import TrainConfig
 from gankit.errors import EnvironmentProblem, UsageError
 from gankit.fsproblems import problem
+from gankit.runpaths import RunDir
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.lock import RunLock
+from gankit.train.parts import TrainingParts
 from gankit.train.rundir import claim_run_dir, clear_run_dir, holds_run, remove_leftovers, write_config
-from gankit.train.signals import signal_name
+from gankit.train.signals import GracefulStop, signal_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gankit.metrics.training import TrainingEvaluator
+    from gankit.monitor.run_monitor import RunMonitor
 
 
-class RunSession:
-    """Run-directory methods of `Trainer` (they use its attributes: cfg, dist, rank0,
-    dataset, shape, counters, monitor, lock, ...)."""
+class RunSession(TrainingParts):
+    """The training parts with a run directory: claimed (or resumed) and locked
+    on construction, its outputs opened by `_start_outputs` and closed by `_close`.
+
+    ``resume`` is a run directory (its newest checkpoint) or a checkpoint file;
+    ``restart`` starts the run over in place; ``allow_data_change`` lets a resume
+    continue on another dataset.  A start that fails leaves no run directory."""
+
+    def __init__(self, config: TrainConfig, resume: str | Path | None, restart: bool, allow_data_change: bool) -> None:
+        super().__init__(config)
+        self.resumed = False
+        self.lock = RunLock(".", "--resume")  # replaced by the run directory's lock below
+        self.notes: list[tuple[str, dict[str, float]]] = []  # changes made on resume, logged once run() starts
+        self._health_state: dict[str, Any] | None = None  # the health monitor's memory, for run()
+        self._created = False  # this process made the run directory (removed again if the start fails)
+        self._fresh = True  # no checkpoint written or loaded yet
+        self.files = RunDir(Path())  # the run directory's files: set by _open_run_dir
+        self.monitor: RunMonitor | None = None  # rank 0, from _start_outputs on
+        self.evaluator: TrainingEvaluator | None = None  # rank 0 with --eval-every-kimg, from _start_outputs on
+        self.log_file: IO[str] | None = None  # log.txt (rank 0), from _start_outputs on
+        self._stop, self._stopping = GracefulStop(), False  # SIGTERM/SIGINT seen (by any rank)
+        try:
+            self._open_run_dir(resume, restart, allow_data_change)
+        except BaseException:
+            self._undo_start()
+            raise
+
+    @property
+    def run_dir(self) -> Path:
+        return self.files.path
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.files.checkpoints
+
+    def _say(self, text: str, echo: bool = True) -> None:
+        """A line for the console (``echo``) and log.txt, from rank 0."""
+        if not self.rank0:
+            return
+        if echo:
+            print(text, flush=True)
+        if self.log_file is not None and not self.log_file.closed:
+            self.log_file.write(text + "\n")
+            if not echo:
+                self.log_file.flush()
 
     def _open_run_dir(self, resume: str | Path | None, restart: bool, allow_data_change: bool) -> None:
         """Claim and lock the run directory (rank 0), then load the checkpoint to resume from."""
@@ -47,7 +95,7 @@ class RunSession:
                               (f"; removed {', '.join(removed)}" if removed else ""))
             else:
                 run, self._created = claim_run_dir(self.cfg)
-                self.run_dir = run
+                self.files = RunDir(run)
                 if restart and holds_run(run):
                     _only_runs(run, "--name")
                 self._lock(run, "--name")
@@ -57,7 +105,7 @@ class RunSession:
                                          f"--resume {run}, start it over with --restart, or pick another name")
                     removed = clear_run_dir(run)
                     self._say(f"restarting {run} from scratch in place (--restart); removed {', '.join(removed)}")
-        self.run_dir = Path(dist_util.broadcast_object(str(run) if run is not None else None, self.dist))
+        self.files = RunDir(dist_util.broadcast_object(str(run) if run is not None else None, self.dist))
         found = dist_util.broadcast_object(str(found) if found is not None else None, self.dist)
         if found is not None:
             state = ckpt.load_checkpoint(Path(found), map_location=self.device)
@@ -91,8 +139,8 @@ class RunSession:
         changes = config_changes(saved, wanted)
         data = state.get("data") or None
         moved = data_change(data, (data or {}).get("path", saved.data), self.dataset, allow_data_change)
-        self.load_state(state)  # the checkpoint's learning rates, after roll-backs and remedies ...
-        self._set_lr(wanted.lr_g, wanted.lr_d)  # ... unless the resume asked for others
+        self.state.load_state_dict(state)  # the checkpoint's learning rates, after roll-backs and remedies ...
+        self.state.set_lr(wanted.lr_g, wanted.lr_d)  # ... unless the resume asked for others
         self._health_state = state.get("health") or None
         self.resumed = True
         self._fresh = False
@@ -104,23 +152,20 @@ class RunSession:
 
     def _write_config(self) -> None:
         try:
-            write_config(self.run_dir, self.cfg, self.shape)
+            write_config(self.run_dir, self.config_now(), self.shape)
         except OSError as err:
-            raise problem(err, self.run_dir / "config.yaml", "cannot write") from None
+            raise problem(err, self.files.config, "cannot write") from None
 
     def _undo_start(self) -> None:
         """A start that failed before its first checkpoint leaves nothing behind."""
-        if self._created and self._fresh and self.rank0 and getattr(self, "run_dir", None) is not None:
+        if self._created and self._fresh and self.rank0:  # (_created: the run directory is known)
             shutil.rmtree(self.run_dir, ignore_errors=True)
         self.lock.release()
 
     def stop_requested(self) -> bool:
         """True once SIGTERM/SIGINT reached any rank (all ranks stop at the same step)."""
-        stop = getattr(self, "_stop", None)
-        if stop is None:
-            return False
         if not self._stopping:
-            self._stopping = dist_util.any_rank(stop.requested, self.dist)
+            self._stopping = dist_util.any_rank(self._stop.requested, self.dist)
         return self._stopping
 
     def _start_outputs(self) -> None:
@@ -131,21 +176,38 @@ class RunSession:
             self.monitor = RunMonitor(self.run_dir, cfg, resume=self.resumed)
             if self._health_state:
                 self.monitor.checker.load_state_dict(self._health_state)
-            self.log_file = open(self.run_dir / "log.txt", "a")
+            self.log_file = open(self.files.log, "a")
         self.evaluator = self._make_evaluator()
         if self.evaluator is not None and self.resumed:  # the next slot after where the run got to
-            kimg = self.counters.images_seen / 1000
+            kimg = self.counters.kimg
             self.evaluator.next_kimg = (math.floor(kimg / self.evaluator.every) + 1) * self.evaluator.every
-        self.preview = self.batches.preview(cfg.num_samples)
         self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
                   f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
                   f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
         for text, remedy in self.notes:
             self._say("NOTE: " + text)
             if self.monitor is not None:
-                self.monitor.event("resume_change", self.counters.step, self.counters.images_seen / 1000, text,
+                self.monitor.event("resume_change", self.counters.step, self.counters.kimg, text,
                                    remedy=remedy, applied=True)
         self.notes = []
+
+    def _make_evaluator(self) -> TrainingEvaluator | None:
+        if not self.cfg.eval_every_kimg or not self.rank0:
+            return None
+        from gankit.metrics.training import TrainingEvaluator
+
+        return TrainingEvaluator(self.cfg, self.dataset, self.device, self.run_dir)
+
+    def _say_where_things_are(self) -> None:
+        samples = self.files.samples
+        if self.files.best.is_file() and self.state.best:
+            b = self.state.best
+            self._say(f"best checkpoint: {self.files.best} ({b['metric']} {b['score']:.3f} at {b['kimg']:.1f} kimg); "
+                      "`gankit sample` uses it by default")
+            self._say(f"samples: {samples} (best state: {self.files.best_samples})")
+        else:
+            self._say(f"samples: {samples}")
+        self._say(f"run directory: {self.run_dir}")
 
     def _close(self, status: str) -> None:
         """Report and release; after a failure, secondary errors (a full disk again) stay quiet."""
@@ -183,7 +245,8 @@ class RunSession:
         if cfg.minutes:
             left = cfg.minutes * 60 - c.elapsed
             if left < max(60.0, 0.1 * cfg.minutes * 60):
-                text += f" (only {max(left, 0):.0f} s of the --minutes {cfg.minutes:g} budget were left; give --minutes to train longer)"
+                text += (f" (only {max(left, 0):.0f} s of the --minutes {cfg.minutes:g} budget were left; "
+                         "give --minutes to train longer)")
         return text
 
 
@@ -197,5 +260,5 @@ def _close_progress_bars() -> None:
 
 def _only_runs(run: Path, flag: str) -> None:
     """Resume or restart only gankit runs: a restart empties the folder, and a typo must not cost files."""
-    if run.is_dir() and not (run / "config.yaml").is_file():
+    if run.is_dir() and not RunDir(run).config.is_file():
         raise UsageError(f"{flag}: {run} is not a gankit run directory (no config.yaml); nothing there was touched")

@@ -65,7 +65,7 @@ class GracefulStop:
         raise Interrupted(signum, f"stopped at once by a second {signal_name(signum)}; nothing saved after "
                                   "the last checkpoint", aborted=True)
 
-    def __enter__(self) -> "GracefulStop":
+    def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -1,0 +1,93 @@
+"""What one rank trains with, built from a config, without a run directory.
+
+`TrainingParts` checks the config against the data and the hardware, then
+builds the process group, the device, the dataset's batches, the training
+state, the budget and the step.  `gankit bench` times its steps
+(`TrainingParts.bench`); `gankit.train.loop.Trainer` adds a run directory,
+the outputs and the loop around the same parts.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from gankit.config import TrainConfig
+from gankit.data.dataset import load_dataset
+from gankit.errors import UsageError
+from gankit.train import distributed as dist_util
+from gankit.train import hardware
+from gankit.train.batches import BatchSource
+from gankit.train.budget import Budget
+from gankit.train.rundir import check_name
+from gankit.train.state import Counters, TrainState
+from gankit.train.step import TrainStep
+
+
+class TrainingParts:
+    """Config, process group, device, data, state, budget and step of one rank."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.dist = dist_util.init(config.device)
+        self.rank0 = self.dist.rank == 0
+        self.device = self.dist.device if self.dist.enabled else hardware.pick_device(config.device)
+        config = self.cfg = hardware.configure(config, self.device)
+        if not config.data:
+            raise UsageError("--data: no dataset given (make one with `gankit data atari ...`)")
+        if config.name:
+            check_name(config.name)
+        per_rank_batch = dist_util.per_rank_batch(config.batch, self.dist)
+        self.dataset = load_dataset(config.data)
+        if per_rank_batch * self.dist.world > len(self.dataset):
+            raise UsageError(f"--batch: {config.batch} is larger than the dataset ({len(self.dataset)} images in "
+                             f"{config.data}); use --batch {len(self.dataset) // self.dist.world * self.dist.world} "
+                             "or less, or a bigger dataset")
+        H, W = config.image_size or (self.dataset.height, self.dataset.width)
+        self.shape = (self.dataset.channels, H, W)
+        self.state = TrainState(config, self.shape, self.device, self.dist)
+        self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
+                                   seed=config.seed, rank=self.dist.rank, world=self.dist.world,
+                                   channels_last=config.channels_last)
+        self.budget = Budget(config, self.batches.iters, self.batches.batch * self.dist.world, self.dist)
+        self.step = self.make_step()
+
+    @property
+    def counters(self) -> Counters:
+        return self.state.counters
+
+    def config_now(self) -> TrainConfig:
+        """The config with the learning rates the optimisers train with now (after roll-backs and remedies)."""
+        return self.cfg.replace(lr_g=self.state.lr_g, lr_d=self.state.lr_d)
+
+    def make_step(self) -> TrainStep:
+        """The step for the current config (rebuilt when a remedy changes the config)."""
+        return TrainStep(self.cfg, self.state, lambda: self.budget.progress(self.state.counters))
+
+    def batch_of(self, order: torch.Tensor, i: int) -> torch.Tensor:
+        """The ``i``-th batch of an epoch's ``order``."""
+        B = self.batches.batch
+        return self.batches.get(order[i * B : (i + 1) * B])
+
+    def bench(self, warmup: int, iters: int) -> float:
+        """Seconds for ``iters`` full steps (D and G, optimisers, EMA) after ``warmup``
+        untimed ones, on real batches of epoch 1 (cycled).  The state trains as it goes."""
+        order = self.batches.order(1)
+        for i in range(warmup):
+            self.step(self.batch_of(order, i % self.batches.iters))
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for i in range(warmup, warmup + iters):
+            self.step(self.batch_of(order, i % self.batches.iters))
+        _sync(self.device)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Leave the process group (torchrun); nothing else is held."""
+        dist_util.shutdown(self.dist)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
