@@ -24,6 +24,7 @@ from gankit.cli import main
 from gankit.data import load_dataset, write_dataset
 from gankit.errors import UsageError
 from gankit.train import checkpoint as ckpt
+
 from conftest import blobs
 
 # CPU results are bit-identical only at equal thread counts: every run here, in this process or
@@ -363,8 +364,8 @@ def test_failed_starts_leave_nothing(data, tmp_path, capsys):
         assert main(["train", *_common(data, tmp_path / "mine"), *argv, "--epochs", "1"]) == 2
         assert "no config.yaml" in _error_line(capsys.readouterr().err)
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
-    from gankit.train.loop import Trainer
     from gankit.config import TrainConfig
+    from gankit.train.loop import Trainer
 
     with pytest.raises(UsageError, match="not a gankit run directory"):  # the API alike
         Trainer(TrainConfig(data=str(data), batch=8), resume=photos)
@@ -528,8 +529,8 @@ def test_unwritable_out_and_run_dir_are_one_line(data, run1, tmp_path):
 def test_data_commands_refuse_to_overwrite_a_dataset(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     for i in range(6):
         Image.fromarray(np.full((20, 20, 3), 30 * i, np.uint8)).save(src / f"{i}.png")

@@ -18,7 +18,6 @@ from gankit.errors import UsageError
 from gankit.monitor import RunMonitor
 from gankit.monitor.events import load_records
 from gankit.monitor.images import MAX_GIF_FRAMES, MAX_GIF_SIDE
-
 from test_monitor_health import SATURATED, healthy, record
 
 

@@ -110,8 +110,9 @@ def test_ctrl_c_gives_an_interrupted_verdict_not_healthy(tmp_path):
     """A real run stopped with SIGINT after its first log lines."""
     import signal
 
-    from conftest import blobs
     from gankit.data import write_dataset
+
+    from conftest import blobs
 
     data = write_dataset(tmp_path / "tiny", blobs(64), source="test-blobs").path
     proc = subprocess.Popen([sys.executable, "-m", "gankit", "train", "--data", str(data), "--out", str(tmp_path),

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class Probe:
                 "counts": np.array([self.num_train, self.num_holdout])}
 
     @classmethod
-    def from_arrays(cls, f: Any) -> "Probe":
+    def from_arrays(cls, f: Any) -> Probe:
         num_train, num_holdout = (int(v) for v in f["counts"])
         return cls(f["mean"], f["scale"], f["weight"], f["bias"], float(f["ceiling"]), f["ceiling_per_class"],
                    num_train, num_holdout)

@@ -15,7 +15,8 @@ computed, so the cost stays linear in the number of classes.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

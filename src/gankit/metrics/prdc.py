@@ -15,7 +15,7 @@ Distances are computed in float64 in row blocks, so memory stays at
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -20,7 +20,8 @@ with luma weights to grey).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ class FeatureExtractor(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def train(self, mode: bool = True) -> "FeatureExtractor":
+    def train(self, mode: bool = True) -> FeatureExtractor:
         # always in eval mode: batch norm must use its running statistics so
         # that an image's features never depend on the rest of its batch
         return super().train(False)

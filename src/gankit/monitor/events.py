@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # event kind -> short human title, used by the console line, report and verdict
 EVENT_TITLES = {
@@ -53,7 +54,7 @@ class HealthEvent:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "HealthEvent":
+    def from_dict(cls, values: dict[str, Any]) -> HealthEvent:
         return cls(
             kind=str(values.get("kind", "")),
             step=int(values.get("step", 0)),

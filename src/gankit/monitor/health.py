@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from gankit.monitor.events import HealthEvent
 
@@ -90,7 +91,7 @@ def _fmt_lr(value: float) -> str:
     return f"{value:.2g}"
 
 
-def contrast(images: "torch.Tensor") -> float:
+def contrast(images: torch.Tensor) -> float:
     """Mean over the batch of each image's pixel standard deviation (0 = flat images)."""
     import torch
 
@@ -107,7 +108,7 @@ def variety_ratio(fake_div: float, fake_contrast: float, real_div: float, real_c
     return fake / real if real > 0 else 1.0
 
 
-def diversity(images: "torch.Tensor") -> float:
+def diversity(images: torch.Tensor) -> float:
     """Mean pairwise distance between the images of a batch, as RMS per pixel (0 = all identical)."""
     import torch
 
@@ -143,8 +144,8 @@ class ClassDiversity:
         return self.ratio < threshold and self.relative < threshold
 
 
-def class_diversities(fake: "torch.Tensor", real: "torch.Tensor", fake_labels: "torch.Tensor | Sequence[int]",
-                      real_labels: "torch.Tensor | Sequence[int]", names: Sequence[str] | None = None,
+def class_diversities(fake: torch.Tensor, real: torch.Tensor, fake_labels: torch.Tensor | Sequence[int],
+                      real_labels: torch.Tensor | Sequence[int], names: Sequence[str] | None = None,
                       min_images: int = 4) -> list[ClassDiversity]:
     """One `ClassDiversity` per class with at least ``min_images`` generated and
     real images in the batches (other classes cannot be judged from them)."""
