@@ -33,6 +33,7 @@ from gankit.models import build_discriminator, config_generator
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.batches import BatchSource
+from gankit.train.conditioning import Conditioning, bind, resolve_conditional
 from gankit.train.ema import EMA
 from gankit.train.lock import RunLock
 from gankit.train.rundir import check_name
@@ -131,6 +132,8 @@ class Trainer(RunSession):
             check_name(config.name)
         per_rank_batch = dist_util.per_rank_batch(config.batch, self.dist)
         self.dataset = load_dataset(config.data)
+        # conditional: decided from the data's labels once, then saved with the config (issue 20)
+        config = self.cfg = resolve_conditional(config, self.dataset)
         if per_rank_batch * self.dist.world > len(self.dataset):
             raise UsageError(f"--batch: {config.batch} is larger than the dataset ({len(self.dataset)} images in "
                              f"{config.data}); use --batch {len(self.dataset) // self.dist.world * self.dist.world} "
@@ -138,16 +141,19 @@ class Trainer(RunSession):
         H, W = parse_size(config.resolution, "resolution") if config.resolution else (self.dataset.height, self.dataset.width)
         self.shape = (self.dataset.channels, H, W)
         self._seed_everything(config.seed + self.dist.rank)
+        self.z_gen = torch.Generator(device=self.device).manual_seed(config.seed + 555)  # (see below)
+        # classes of generated batches (drawn from z_gen) and of the sample grids; inert when unconditional
+        self.cond = Conditioning(config, self.dataset, self.z_gen, self.device, self.dist.rank, self.dist.world)
         self._build()
         self.counters = Counters()
         self.fixed_z = torch.randn(config.num_samples, config.latent, generator=torch.Generator().manual_seed(config.seed + 777))
         # z for training comes from its own stream, seeded alike on every rank and drawn for
         # the global batch (see _sample_z): N ranks then compute what one process would.
-        self.z_gen = torch.Generator(device=self.device).manual_seed(config.seed + 555)
         self.before_step: Callable[["Trainer"], None] | None = None  # test hook: runs before each iteration
         self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
-                                   channels_last=config.channels_last)
+                                   channels_last=config.channels_last, class_balance=config.class_balance,
+                                   preview_grid=self.cond.grid)
         self.best: dict[str, Any] = {}  # metric, score, kimg of the state in checkpoints/best.pt (kept on resume)
         self.resumed = False
         self.lock = RunLock(".", "--resume")  # replaced by the run directory's lock below
@@ -171,9 +177,9 @@ class Trainer(RunSession):
 
     def _build(self) -> None:
         cfg, (C, H, W) = self.cfg, self.shape
-        self.G = config_generator(cfg, self.shape).to(self.device)
-        self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm,
-                                     cfg.mbstd, coords=cfg.coord_conv, head=cfg.d_head).to(self.device)
+        self.G = config_generator(cfg, self.shape, self.cond.num_classes).to(self.device)
+        self.D = build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm, cfg.mbstd,
+                                     coords=cfg.coord_conv, head=cfg.d_head, num_classes=self.cond.num_classes).to(self.device)
         if cfg.spectral_norm:
             from gankit.regularize import apply_spectral_norm
 
@@ -226,6 +232,7 @@ class Trainer(RunSession):
             "gankit_version": __version__,
             "health": self._health_memory(),
             "data": {"path": str(self.cfg.data), **fingerprint(self.dataset)},
+            **self.cond.state(),  # "classes": names, conditional runs only
         }
 
     def _health_memory(self) -> dict[str, Any] | None:
@@ -311,7 +318,11 @@ class Trainer(RunSession):
         z = torch.randn(batch * world, self.cfg.latent, generator=self.z_gen, device=self.device)
         return z[rank * batch : (rank + 1) * batch]
 
-    def train_step(self, real: torch.Tensor, stats: torch.Tensor, log_now: bool) -> None:
+    def train_step(self, real: torch.Tensor, stats: torch.Tensor, log_now: bool,
+                   y_real: torch.Tensor | None = None) -> None:
+        """One D step (and a G step when due).  ``y_real``: the real batch's classes
+        (conditional runs); generated classes come from ``self.cond``; G and D are
+        called through `bind`, which adds the classes only when there are some."""
         cfg, c, dev = self.cfg, self.counters, self.device.type
         G, D = self.G_train, self.D_train
         B = real.shape[0]
@@ -319,16 +330,18 @@ class Trainer(RunSession):
         do_r1 = cfg.r1 > 0 and c.d_steps % cfg.r1_every == 0
         reuse_fake = take_g_step and cfg.critic_steps == 1  # the G step backpropagates through this fake
         with torch.autocast(dev, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            y_fake = self.cond.fake_labels(B)  # None (and no draw) when unconditional
             with torch.set_grad_enabled(reuse_fake):
-                fake = G(self._sample_z(B))
+                fake = bind(G, y_fake)(self._sample_z(B))
             # ---- discriminator step
             real_in = self._augment(real)
             if do_r1:
                 real_in = real_in.detach().requires_grad_(True)
-            real_logits = D(real_in).float()
-            fake_logits = D(self._augment(fake.detach())).float()
+            real_logits = bind(D, y_real)(real_in).float()  # augmentation changes images, never labels
+            fake_logits = bind(D, y_fake)(self._augment(fake.detach())).float()
             loss_d = self.loss.d_loss(real_logits, fake_logits)
-            penalty = self.loss.d_penalty(D, real_in.detach(), fake.detach())
+            # wgan-gp's points between real and fake images are scored as the real images' classes
+            penalty = self.loss.d_penalty(bind(D, y_real), real_in.detach(), fake.detach())
             if penalty is not None:
                 loss_d = loss_d + penalty
             if do_r1:
@@ -353,9 +366,10 @@ class Trainer(RunSession):
         if take_g_step:
             with torch.autocast(dev, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 if not reuse_fake:
-                    fake = G(self._sample_z(B))
+                    y_fake = self.cond.fake_labels(B)
+                    fake = bind(G, y_fake)(self._sample_z(B))
                 self.D.requires_grad_(False)
-                fake_logits_g = self.D_g(self._augment(fake)).float()
+                fake_logits_g = bind(self.D_g, y_fake)(self._augment(fake)).float()
                 self.D.requires_grad_(True)
                 loss_g = self.loss.g_loss(fake_logits_g)
             self.opt_g.zero_grad(set_to_none=True)
@@ -501,8 +515,9 @@ class Trainer(RunSession):
             if self.before_step is not None:
                 self.before_step(self)
             log_now = (c.iter + 1) % cfg.log_every == 0 or c.iter + 1 == iters
-            real = self.batches.get(order[c.iter * B : (c.iter + 1) * B])
-            self.train_step(real, stats, log_now)
+            batch = self.batches.get(order[c.iter * B : (c.iter + 1) * B], labels=self.cond.enabled)
+            real, y_real = batch if self.cond.enabled else (batch, None)  # images, their classes
+            self.train_step(real, stats, log_now, y_real)
             c.iter += 1
             c.images_seen += B * self.dist.world
             bar.update(1)
@@ -584,14 +599,16 @@ class Trainer(RunSession):
         G = self.G if self.cfg.no_ema else self.ema.model
         was_training = G.training
         G.eval()
-        fake = G(self.fixed_z.to(self.device)).float()
+        z, y = self.cond.grid_inputs(self.fixed_z)  # conditional: a row per class, the same z in each column
+        fake = bind(G, None if y is None else y.to(self.device))(z.to(self.device)).float()
         G.train(was_training)
-        c = self.counters
+        c, cols = self.counters, self.cond.grid_cols
         if best:
-            self.monitor.snapshot_best(c.images_seen / 1000, self.preview, fake, c.step)
+            self.monitor.snapshot_best(c.images_seen / 1000, self.preview, fake, c.step, cols=cols)
             return
-        self.monitor.snapshot(c.epoch, c.images_seen / 1000, self.preview, fake, c.step)
-        self.monitor.check_diversity(fake, self.preview, c.step, c.images_seen / 1000)
+        self.monitor.snapshot(c.epoch, c.images_seen / 1000, self.preview, fake, c.step, cols=cols)
+        self.monitor.check_diversity(fake, self.preview, c.step, c.images_seen / 1000,
+                                     fake_labels=y, real_labels=self.batches.preview_labels)
 
     def _make_evaluator(self) -> Any:
         if not self.cfg.eval_every_kimg or not self.rank0:
