@@ -28,8 +28,9 @@ from gankit.train.conditioning import Conditioning
 
 # Three classes of 16x16 squares, each its own colour, on a dark background.
 COLOURS = {"blue": (40, 60, 230), "green": (40, 210, 60), "red": (230, 40, 40)}
-TINY = dict(model="dcgan", width_g=8, width_d=8, latent=8, batch=16, log_every=10, num_samples=4,
-            tensorboard=False, health=False)
+# batch 8: 36 iterations an epoch, so a few hundred iterations are a few epochs (each writes samples)
+TINY = dict(model="dcgan", width_g=8, width_d=8, latent=8, batch=8, log_every=12, num_samples=4,
+            tensorboard=False, health=False, checkpoint_every=100)
 
 
 def _gankit(*argv: str, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -41,19 +42,19 @@ def _gankit(*argv: str, timeout: int = 180) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory) -> Path:
-    """A dataset of 3 classes x 40 images, made from class folders by the real CLI."""
+    """A dataset of 3 classes x 96 images, made from class folders by the real CLI."""
     root = tmp_path_factory.mktemp("cond")
     src = root / "squares"
     for k, (name, colour) in enumerate(COLOURS.items()):
         (src / name).mkdir(parents=True)
-        for i, img in enumerate(blobs(40, size=16, seed=k)):
+        for i, img in enumerate(blobs(96, size=16, seed=k)):
             square = img.max(-1, keepdims=True) > 20  # the blob's place, drawn in the class colour
             Image.fromarray(np.where(square, np.array(colour, np.uint8), np.uint8(20))).save(src / name / f"{i}.png")
     done = _gankit("data", "folder", str(src), "--labels", "subdirs", "--size", "16", "--out", str(root / "ds"),
                    "--quiet")
     assert done.returncode == 0, done.stderr
     ds = load_dataset(root / "ds")
-    assert ds.classes == sorted(COLOURS) and ds.class_counts == [40, 40, 40]
+    assert ds.classes == sorted(COLOURS) and ds.class_counts == [96, 96, 96]
     return root / "ds"
 
 
@@ -141,22 +142,22 @@ LOSS_SETUPS = {
 
 @pytest.mark.parametrize("loss", list(LOSS_SETUPS))
 def test_conditional_run_for_each_loss(labelled, tmp_path, loss):
-    run = _train(labelled, tmp_path, loss, loss=loss, epochs=40, **LOSS_SETUPS[loss])  # 7 iters x 40 = 280
+    run = _train(labelled, tmp_path, loss, loss=loss, epochs=8, **LOSS_SETUPS[loss])  # 36 iterations x 8
     state = _state(run)
     assert state["classes"] == sorted(COLOURS)
     assert state["config"]["conditional"] is True
-    assert state["counters"]["d_steps"] == 280
+    assert state["counters"]["d_steps"] == 288
     assert "projection.embed.weight" in state["D"]
     G = gankit.load_generator(run)
     assert G.num_classes == 3 and G.classes == sorted(COLOURS)
     x = generate(G, 6, classes=[0, 1, 2, 0, 1, 2])
     assert torch.isfinite(x).all() and x.shape == (6, 3, 16, 16)
-    with Image.open(run / "samples" / "epoch_0040.png") as im:
+    with Image.open(run / "samples" / "epoch_0008.png") as im:
         assert im.height < im.width  # real | generated, 3 rows each
 
 
 def test_conditional_generator_learns_the_class_colours(labelled, tmp_path):
-    run = _train(labelled, tmp_path, "colours", epochs=60, lr_g=1e-3, lr_d=1e-3, ema_kimg=0.2)
+    run = _train(labelled, tmp_path, "colours", epochs=12, lr_g=1e-3, lr_d=1e-3, ema_kimg=0.2)
     G = gankit.load_generator(run)
     colours = np.array([COLOURS[name] for name in G.classes], float) / 127.5 - 1  # (3, 3) in [-1, 1]
     hits = 0
@@ -174,7 +175,7 @@ def test_resume_is_bit_identical_with_labels(labelled, tmp_path):
     done = _gankit("train", "--resume", str(split), "--epochs", "2")
     assert done.returncode == 0, done.stderr
     a, b = _state(straight), _state(split)
-    assert a["counters"]["images_seen"] == b["counters"]["images_seen"] == 224
+    assert a["counters"]["images_seen"] == b["counters"]["images_seen"] == 576
     for part in ("G", "D", "G_ema"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), (part, key)
@@ -184,7 +185,7 @@ def test_resume_is_bit_identical_with_labels(labelled, tmp_path):
 @pytest.mark.slow
 def test_two_processes_with_labels_match_one(labelled, tmp_path):
     flags = ["--data", str(labelled), "--out", str(tmp_path), "--epochs", "1", "--batch", "16", "--width-g", "8",
-             "--width-d", "8", "--latent", "8", "--sync-bn", "--no-tensorboard", "--no-health", "--log-every", "7"]
+             "--width-d", "8", "--latent", "8", "--sync-bn", "--no-tensorboard", "--no-health", "--log-every", "9"]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -90,6 +90,12 @@ class BatchSource:
         y = self.labels[idx.cpu()].to(self.device, non_blocking=True)
         return images, y
 
+    def pair(self, indices: torch.Tensor, labels: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images, their classes) with ``labels`` (a conditional run), else (images, None)."""
+        if not labels:
+            return self.get(indices), None  # type: ignore[return-value]
+        return self.get(indices, labels=True)  # type: ignore[return-value]
+
     def preview(self, count: int) -> torch.Tensor:
         """A fixed set of real images (the left half of every sample grid); with a
         ``preview_grid`` the first images of each class instead, one row per class."""

@@ -203,7 +203,8 @@ def _bench(cfg: TrainConfig, warmup: int, iters: int) -> int:
 
         def step(i: int) -> None:
             j = i % trainer.batches.iters
-            trainer.train_step(trainer.batches.get(order[j * B:(j + 1) * B]), stats, log_now=False)
+            real, y = trainer.batches.pair(order[j * B:(j + 1) * B], trainer.cond.enabled)  # y: conditional runs
+            trainer.train_step(real, stats, log_now=False, y_real=y)
 
         for i in range(warmup):
             step(i)

@@ -515,8 +515,7 @@ class Trainer(RunSession):
             if self.before_step is not None:
                 self.before_step(self)
             log_now = (c.iter + 1) % cfg.log_every == 0 or c.iter + 1 == iters
-            batch = self.batches.get(order[c.iter * B : (c.iter + 1) * B], labels=self.cond.enabled)
-            real, y_real = batch if self.cond.enabled else (batch, None)  # images, their classes
+            real, y_real = self.batches.pair(order[c.iter * B : (c.iter + 1) * B], self.cond.enabled)  # y: classes
             self.train_step(real, stats, log_now, y_real)
             c.iter += 1
             c.images_seen += B * self.dist.world
