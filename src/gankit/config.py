@@ -53,6 +53,11 @@ class TrainConfig:
     name: str = _f("", "run directory name (default: numbered NNNNN-preset)")
     preset: str = _f("", "preset the values came from (informational)")
     resolution: str = _f("", "train at HxW or S (default: the dataset's size); images are resized on load")
+    # None until the trainer sees the data; the saved config holds the decision (docs/conditional.md)
+    conditional: bool | None = _f(None, "class-conditional G and D on the dataset's labels (default: on when the "
+                                  "dataset has labels of 2+ classes)")
+    class_balance: bool = _f(False, "real batches drawn uniformly over classes, generated classes too (default: "
+                             "both with the data's class frequencies)")
     # --- models ---
     model: str = _f("dcgan", "architecture: seed (upsample+conv G) or dcgan (transposed-conv G)", choices=MODELS)
     latent: int = _f(100, "size of the noise vector z")
@@ -198,6 +203,8 @@ class TrainConfig:
                                  "D); use wgan-gp or hinge")
         if loss.clips_weights and self.r1:
             bad("r1", f"cannot be combined with --loss {self.loss} (weight clipping); use wgan-gp")
+        if self.conditional not in (None, True, False):
+            bad("conditional", f"must be true or false, got {self.conditional!r}")
         if self.image_size:
             MODELS.get(self.model)["check_size"](*self.image_size)
 
@@ -289,7 +296,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             continue
         flag = _flag(f.name)
         help_text = flag_help(f, getattr(defaults, f.name))
-        if f.type in ("bool", bool):
+        if f.type in ("bool", bool, "bool | None"):
             if f.name == "no_ema":
                 group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
                                    help=f.metadata["help"])

@@ -65,7 +65,7 @@ def portable(G: nn.Module) -> nn.Module:
                 x = inputs[0]
                 offsets[name] = mod.xy(coord_maps(x.shape[2], x.shape[3], x.device, x.dtype))  # (1, c_out, h', w')
             hooks.append(m.register_forward_hook(grab))
-    G(torch.zeros(1, G.latent))  # one forward finds each CoordConv's input size
+    G(*example_inputs(G, 1))  # one forward finds each CoordConv's input size
     for h in hooks:
         h.remove()
     for name, offset in offsets.items():
@@ -73,6 +73,14 @@ def portable(G: nn.Module) -> nn.Module:
         parent = G.get_submodule(parent_name) if parent_name else G
         setattr(parent, child, _FixedCoordConv(getattr(parent, child).conv, offset))
     return G.requires_grad_(False)
+
+
+def example_inputs(G: nn.Module, batch: int) -> tuple[torch.Tensor, ...]:
+    """(z,) for an unconditional generator, (z, y) with y (batch,) int64 classes for a conditional one."""
+    z = torch.randn(batch, G.latent)
+    if not getattr(G, "num_classes", 0):
+        return (z,)
+    return z, torch.arange(batch, dtype=torch.int64) % G.num_classes
 
 
 @contextlib.contextmanager
@@ -100,10 +108,12 @@ def export_onnx(G: nn.Module, out: Path, opset: int = OPSET, header: dict[str, A
                          "pip install 'gankit[export]'") from None
     model = portable(G)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    z = torch.randn(2, G.latent)
+    inputs = example_inputs(G, 2)
+    names = ["z", "y"][: len(inputs)]  # y: (batch,) int64 classes of a conditional generator
+    dynamic = {"z": {0: batch}, "y": {0: batch}} if len(inputs) == 2 else {"z": {0: batch}}
     with _quiet():
-        program = torch.onnx.export(model, (z,), input_names=["z"], output_names=["images"], opset_version=opset,
-                                    dynamo=True, dynamic_shapes={"z": {0: batch}}, verbose=False)
+        program = torch.onnx.export(model, inputs, input_names=names, output_names=["images"], opset_version=opset,
+                                    dynamo=True, dynamic_shapes=dynamic, verbose=False)
     proto = program.model_proto  # type: ignore[union-attr]  # a fresh copy on every access: take it once
     for key, value in {"gankit": json.dumps(header or {}, sort_keys=True), "opset": str(opset)}.items():
         entry = proto.metadata_props.add()
@@ -121,7 +131,7 @@ def export_torchscript(G: nn.Module, out: Path, header: dict[str, Any] | None = 
     # depend only on the fixed spatial sizes, and check_inputs re-runs the
     # trace at another batch size to prove the batch stays free.
     with _quiet():
-        traced = torch.jit.trace(model, torch.randn(2, G.latent), check_inputs=[(torch.randn(5, G.latent),)])
+        traced = torch.jit.trace(model, example_inputs(G, 2), check_inputs=[example_inputs(G, 5)])
     out.parent.mkdir(parents=True, exist_ok=True)
     with _quiet():  # torch 2.13 marks torch.jit.save deprecated; see the module docstring for why we still use it
         torch.jit.save(traced, str(out), _extra_files={"gankit.json": json.dumps(header or {}, sort_keys=True)})
@@ -141,7 +151,7 @@ def _load(run: str, checkpoint: str | None, ema: bool) -> tuple[nn.Module, dict[
     from gankit.config import TrainConfig
 
     state = ckpt.load_checkpoint(path)
-    arch = architecture(TrainConfig.from_dict(state["config"]), tuple(state["shape"]))
+    arch = architecture(TrainConfig.from_dict(state["config"]), tuple(state["shape"]), len(state.get("classes") or []))
     source = {"run": str(Path(run).resolve()), "checkpoint": path.name, "ema": ema,
               "images_seen": int(state.get("counters", {}).get("images_seen", 0)),
               "data": state["config"].get("data", "")}
@@ -168,13 +178,12 @@ def run(args: argparse.Namespace) -> int:
     if not 18 <= opset <= 23:
         raise UsageError(f"--opset: torch's exporter writes opsets 18 to 23, got {opset}")
     G, arch, source = _load(args.run, args.checkpoint, not args.no_ema)
-    if getattr(G, "classes", None) and fmt != "safetensors":
-        raise UsageError(f"--format {fmt}: conditional generators export to safetensors only for now")
     from gankit import __version__
 
-    header = {"architecture": arch, "source": source, "gankit_version": __version__}
+    classes = list(getattr(G, "classes", None) or []) or None  # conditional: class names in index order
+    header = {"architecture": arch, "source": source, "gankit_version": __version__, "classes": classes}
     if fmt == "safetensors":
-        save_generator_file(G, arch, out, source=source)
+        save_generator_file(G, arch, out, source=source, classes=classes)
         what = "weights + JSON header, no pickle"
     elif fmt == "onnx":
         export_onnx(G, out, opset, header)
@@ -186,6 +195,9 @@ def run(args: argparse.Namespace) -> int:
     size = out.stat().st_size / 1e6
     print(f"wrote {out} ({fmt}, {size:.1f} MB; {what})")
     print("use it: " + USAGE[fmt].format(out=out, latent=arch["latent"]))
+    if classes:
+        listed = ", ".join(f"{i}={name}" for i, name in enumerate(classes))
+        print(f"conditional: call it with z and y, (batch,) int64 class indices ({listed})")
     return 0
 
 

@@ -8,11 +8,15 @@ file written by `gankit export` works wherever a run does (it holds one
 generator, so ``checkpoint`` and ``ema`` do not apply to it).
 
 Truncation trades diversity for typical-looking images; see `truncate`.
+A conditional generator (``G.num_classes`` > 0, ``G.classes`` its class names)
+draws the class asked for (``--class``, ``classes=``), one row per class with
+``--per-class``, or classes drawn uniformly from the seed.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -57,12 +61,57 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
     path = find_checkpoint(run, checkpoint)
     state = ckpt.load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
-    G = config_generator(cfg, tuple(state["shape"]))
+    classes = list(state.get("classes") or [])  # conditional runs only; older checkpoints have none
+    G = config_generator(cfg, tuple(state["shape"]), len(classes))
     try:
         G.load_state_dict(state["G_ema" if ema else "G"])
     except RuntimeError as err:
         raise UsageError(f"checkpoint {path} does not match its own config: {str(err).splitlines()[0]}") from None
+    G.classes = classes  # type: ignore[assignment]  # names for --class and grids
     return G.to(device).eval().requires_grad_(False)
+
+
+def class_names(G: nn.Module) -> list[str]:
+    """The generator's class names (index order); [] for an unconditional one."""
+    names = list(getattr(G, "classes", None) or (getattr(G, "header", None) or {}).get("classes") or [])
+    K = int(getattr(G, "num_classes", 0) or 0)
+    return names if len(names) == K else [str(i) for i in range(K)]
+
+
+def pick_class(G: nn.Module, value: str | int, flag: str = "--class") -> int:
+    """A class name or index of ``G`` -> its index; UsageError listing the valid ones."""
+    from gankit.data.dataset import resolve_class
+
+    if not getattr(G, "num_classes", 0):
+        raise UsageError(f"{flag}: this generator is unconditional (trained without labels); drop {flag}")
+    return resolve_class(class_names(G), value, flag)
+
+
+def class_labels(G: nn.Module, num: int, classes: int | Sequence[int] | None = None,
+                 gen: torch.Generator | None = None) -> torch.Tensor | None:
+    """(num,) int64 classes to draw, or None for an unconditional generator.
+    ``classes``: None (uniform draws from ``gen``), one index, or ``num`` indices."""
+    K = int(getattr(G, "num_classes", 0) or 0)
+    if not K:
+        if classes is not None:
+            raise UsageError("classes: this generator is unconditional (trained without labels)")
+        return None
+    if classes is None:
+        return torch.randint(K, (num,), generator=gen)
+    y = torch.full((num,), int(classes), dtype=torch.int64) if isinstance(classes, int) else \
+        torch.as_tensor(list(classes), dtype=torch.int64)
+    if y.shape != (num,):
+        raise UsageError(f"classes: expected one class per image ({num}), got {len(y)}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= K):
+        raise UsageError(f"classes: indices must be in 0..{K - 1} ({', '.join(class_names(G))})")
+    return y
+
+
+def call(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """G(z), or G(z, y) for a conditional generator, on G's device; float on the CPU."""
+    device = next(G.parameters()).device
+    out = G(z.to(device)) if y is None else G(z.to(device), y.to(device))
+    return out.float().cpu()
 
 
 def truncate(z: torch.Tensor, psi: float, G: nn.Module | None = None) -> torch.Tensor:
@@ -96,13 +145,26 @@ def seed_latents(G: nn.Module, seeds: list[int], truncation: float = 1.0) -> tor
 
 
 @torch.no_grad()
-def generate(G: nn.Module, num: int, seed: int = 0, batch: int = 256, truncation: float = 1.0) -> torch.Tensor:
+def generate(G: nn.Module, num: int, seed: int = 0, batch: int = 256, truncation: float = 1.0,
+             classes: int | Sequence[int] | None = None) -> torch.Tensor:
     """``num`` images from latents drawn with ``seed``: (num, C, H, W) in [-1, 1] on the CPU.
-    ``truncation`` < 1 trades diversity for typical images (see `truncate`)."""
+    ``truncation`` < 1 trades diversity for typical images (see `truncate`).
+    ``classes`` (conditional generators): one class index for all, one per image, or
+    None for classes drawn uniformly with ``seed`` (after the latents)."""
     gen = torch.Generator().manual_seed(seed)
     z = truncate(torch.randn(num, G.latent, generator=gen), truncation, G)
-    device = next(G.parameters()).device
-    return torch.cat([G(z[i:i + batch].to(device)).float().cpu() for i in range(0, num, batch)])
+    y = class_labels(G, num, classes, gen)
+    return torch.cat([call(G, z[i:i + batch], None if y is None else y[i:i + batch]) for i in range(0, num, batch)])
+
+
+@torch.no_grad()
+def per_class_grid(G: nn.Module, per_class: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+    """(classes * per_class, C, H, W): row r is class r, column c latent c of ``seed`` in every row."""
+    K = len(class_names(G))
+    if not K:
+        raise UsageError("--per-class: this generator is unconditional (trained without labels)")
+    z = truncate(torch.randn(per_class, G.latent, generator=torch.Generator().manual_seed(seed)), truncation, G)
+    return torch.cat([call(G, z, torch.full((per_class,), k, dtype=torch.int64)) for k in range(K)])
 
 
 def _save_images(images: torch.Tensor, out: Path) -> list[Path]:
@@ -135,17 +197,31 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 @torch.no_grad()
 def interpolate(G: nn.Module, points: int = 4, steps: int = 16, seed: int = 0, count: int = 1,
-                truncation: float = 1.0) -> torch.Tensor:
-    """A closed walk through ``points`` random latents: (points*steps, count, C, H, W)."""
+                truncation: float = 1.0, classes: int | Sequence[int] | None = None) -> torch.Tensor:
+    """A closed walk through ``points`` random latents: (points*steps, count, C, H, W).
+    A conditional generator keeps each walk's class (``classes``; None: drawn with ``seed``)."""
     gen = torch.Generator().manual_seed(seed)
     keys = truncate(torch.randn(points, count, G.latent, generator=gen), truncation, G)
-    device = next(G.parameters()).device
+    y = class_labels(G, count, classes, gen)
     frames = []
     for p in range(points):
         a, b = keys[p], keys[(p + 1) % points]
         for s in range(steps):
-            frames.append(G(slerp(a, b, s / steps).to(device)).float().cpu())
+            frames.append(call(G, slerp(a, b, s / steps), y))
     return torch.stack(frames)
+
+
+@torch.no_grad()
+def class_walk(G: nn.Module, start: int, end: int, steps: int = 16, seed: int = 0, count: int = 1,
+               truncation: float = 1.0) -> torch.Tensor:
+    """Fixed latents while the conditioning moves from class ``start`` to ``end`` and
+    back: (2*steps, count, C, H, W).  The class input is a mix (1 - t) one_hot(start)
+    + t one_hot(end), so every class-dependent gain and bias of G moves linearly."""
+    K = int(getattr(G, "num_classes", 0) or 0)
+    z = truncate(torch.randn(count, G.latent, generator=torch.Generator().manual_seed(seed)), truncation, G)
+    one = torch.eye(K)
+    ts = [s / steps for s in range(steps)] + [1 - s / steps for s in range(steps)]  # there and back: a loop
+    return torch.stack([call(G, z, ((1 - t) * one[start] + t * one[end]).expand(count, K)) for t in ts])
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -163,6 +239,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="truncation psi in [0, 1]: lower gives more typical, less varied images (1: off)")
     s.add_argument("--truncation-sweep", type=positive_int, nargs="?", const=6, default=None, metavar="COLS",
                    help="one grid: a row per latent, COLS columns with psi from 1.0 down to 0.0 (COLS: 6)")
+    s.add_argument("--class", dest="cls", default=None, metavar="NAME",
+                   help="conditional runs: draw this class (name or index; default: classes drawn at random)")
+    s.add_argument("--per-class", type=positive_int, default=None, metavar="N",
+                   help="conditional runs: one grid, a row of N images per class (the same latents in each row)")
     s.set_defaults(func=run_sample, _parser=s)
 
     i = sub.add_parser("interpolate", help="animated walk through latent space", formatter_class=HelpFormatter)
@@ -177,6 +257,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--fps", type=positive_int, default=12, help="GIF frames per second")
     i.add_argument("--device", default="auto", help=DEVICE_HELP)
     i.add_argument("--truncation", type=psi_value, default=1.0, metavar="PSI", help="truncation psi in [0, 1] (1: off)")
+    i.add_argument("--class", dest="cls", default=None, metavar="NAME",
+                   help="conditional runs: walk through latents of this class (default: a random class per walk)")
+    i.add_argument("--class-from", default=None, metavar="NAME",
+                   help="conditional runs: keep the latents fixed and morph the class from this one ...")
+    i.add_argument("--class-to", default=None, metavar="NAME", help="... to this one and back")
     i.set_defaults(func=run_interpolate, _parser=i)
 
 
@@ -192,13 +277,14 @@ def psi_value(text: str) -> float:
 
 
 @torch.no_grad()
-def truncation_sweep(G: nn.Module, num: int, seed: int = 0, cols: int = 6) -> torch.Tensor:
-    """(num * cols, C, H, W): row r is latent r of ``seed`` at psi = 1.0 ... 0.0 (``cols`` steps)."""
+def truncation_sweep(G: nn.Module, num: int, seed: int = 0, cols: int = 6, cls: int | None = None) -> torch.Tensor:
+    """(num * cols, C, H, W): row r is latent r of ``seed`` at psi = 1.0 ... 0.0 (``cols`` steps);
+    a conditional generator draws class ``cls`` (None: class 0)."""
     z = torch.randn(num, G.latent, generator=torch.Generator().manual_seed(seed))
     psis = [1.0 - c / max(1, cols - 1) for c in range(cols)] if cols > 1 else [1.0]
-    device = next(G.parameters()).device
     rows = torch.stack([truncate(z, psi, G) for psi in psis], dim=1)  # (num, cols, latent)
-    return G(rows.reshape(num * cols, -1).to(device)).float().cpu()
+    y = class_labels(G, num * cols, cls if cls is not None else (0 if getattr(G, "num_classes", 0) else None))
+    return call(G, rows.reshape(num * cols, -1), y)
 
 
 def _grid(images: torch.Tensor, cols: int):  # -> PIL.Image
@@ -220,15 +306,28 @@ def _grid(images: torch.Tensor, cols: int):  # -> PIL.Image
 
 def run_sample(args: argparse.Namespace) -> int:
     G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
+    cls = pick_class(G, args.cls) if args.cls is not None else None
+    if args.per_class and (args.truncation_sweep or cls is not None):
+        raise UsageError("--per-class: draws every class; drop --class / --truncation-sweep")
     if args.truncation_sweep:
         out = Path(args.out)
         out = out if out.suffix.lower() == ".png" else out / "truncation-sweep.png"
         out.parent.mkdir(parents=True, exist_ok=True)
-        _grid(truncation_sweep(G, args.num, args.seed, args.truncation_sweep), args.truncation_sweep).save(out)
+        _grid(truncation_sweep(G, args.num, args.seed, args.truncation_sweep, cls), args.truncation_sweep).save(out)
         print(f"wrote {out}: {args.num} rows, psi from 1.0 to 0.0 in {args.truncation_sweep} columns")
         return 0
-    paths = _save_images(generate(G, args.num, args.seed, truncation=args.truncation), Path(args.out))
-    print(f"wrote {args.num} images to {args.out}" + ("" if len(paths) > 1 else " (one grid)"))
+    if args.per_class:
+        out = Path(args.out)
+        out = out if out.suffix.lower() == ".png" else out / "per-class.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        names = class_names(G)
+        _grid(per_class_grid(G, args.per_class, args.seed, args.truncation), args.per_class).save(out)
+        print(f"wrote {out}: {len(names)} rows ({', '.join(names)}), {args.per_class} images each")
+        return 0
+    images = generate(G, args.num, args.seed, truncation=args.truncation, classes=cls)
+    paths = _save_images(images, Path(args.out))
+    what = f" of class {class_names(G)[cls]}" if cls is not None else ""
+    print(f"wrote {args.num} images{what} to {args.out}" + ("" if len(paths) > 1 else " (one grid)"))
     return 0
 
 
@@ -236,7 +335,16 @@ def run_interpolate(args: argparse.Namespace) -> int:
     from gankit.monitor.images import make_grid
 
     G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
-    frames = interpolate(G, args.points, args.steps, args.seed, args.grid, args.truncation)
+    if (args.class_from is None) != (args.class_to is None):
+        raise UsageError("--class-from/--class-to: give both (the walk goes from one class to the other)")
+    if args.class_from is not None:
+        if args.cls is not None:
+            raise UsageError("--class: drop it with --class-from/--class-to")
+        a, b = pick_class(G, args.class_from, "--class-from"), pick_class(G, args.class_to, "--class-to")
+        frames = class_walk(G, a, b, args.steps, args.seed, args.grid, args.truncation)
+    else:
+        cls = pick_class(G, args.cls) if args.cls is not None else None
+        frames = interpolate(G, args.points, args.steps, args.seed, args.grid, args.truncation, cls)
     images = [make_grid(f) for f in frames]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -183,9 +183,10 @@ def seeds(query: dict[str, list[str]], max_batch: int) -> list[int]:
 
 
 def class_index(query: dict[str, list[str]], G: nn.Module) -> int | None:
-    """The ``class`` parameter, checked against the generator's classes (none: refused)."""
+    """The ``class`` parameter, checked against the generator's classes (none: refused);
+    a conditional generator asked for no class draws class 0."""
     if "class" not in query:
-        return None
+        return 0 if getattr(G, "num_classes", 0) else None
     classes = getattr(G, "classes", None)
     if not classes:
         raise BadRequest("class: this generator is not conditional")

@@ -12,23 +12,28 @@ Breakout paddles but never for exactly one.
 ``coords`` wraps every convolution but G's first (which sees only z) in a
 CoordConv: it also sees the row and column of each pixel.  ``attention`` > 0
 puts a SelfAttention layer in G after the block whose maps are that many
-pixels wide.
+pixels wide.  ``num_classes`` > 0 makes both conditional (G(z, y), D(x, y)):
+every BatchNorm of G takes a class-dependent gain and bias, and D adds a
+projection term to its logit (see models/common.py); 0 builds exactly the
+unconditional models, parameter for parameter.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.models.common import (DenseConv2d, DenseConvTranspose2d, MinibatchStd, SelfAttention, attention_at,
-                                  channels_at, coord, init_weights, plan_resolution)
+from gankit.models.common import (DenseConv2d, DenseConvTranspose2d, MinibatchStd, Projection, SelfAttention,
+                                  attention_at, batch_norm, channels_at, check_labels, coord, init_weights,
+                                  plan_resolution, run_conditional)
 from gankit.registry import MODELS
 
 
 class DCGANGenerator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
-                 coords: bool = False, attention: int = 0):
+                 coords: bool = False, attention: int = 0, num_classes: int = 0):
         super().__init__()
         self.latent, self.height, self.width, self.channels = latent, height, width, channels
+        self.num_classes = num_classes
         plan = plan_resolution(height, width)
         n = plan.doublings
         attend = attention_at(attention, [plan.base_w * 2 ** level for level in range(n)])
@@ -36,7 +41,7 @@ class DCGANGenerator(nn.Module):
         layers: list[nn.Module] = [
             # (B, latent, 1, 1) -> (B, c0, h0, w0)
             DenseConvTranspose2d(latent, c0, (plan.base_h, plan.base_w), 1, 0, bias=False),
-            nn.BatchNorm2d(c0),
+            batch_norm(c0, num_classes),
             nn.ReLU(True),
         ]
         if attend == 0:
@@ -47,7 +52,7 @@ class DCGANGenerator(nn.Module):
             layers += [
                 # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
                 coord(coords, nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)),
-                nn.BatchNorm2d(c_out),
+                batch_norm(c_out, num_classes),
                 nn.ReLU(True),
             ]
             if attend == level:
@@ -59,14 +64,16 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(y, self.num_classes, "this generator")
+        return run_conditional(self.net, z.view(z.shape[0], -1, 1, 1), y)
 
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch",
-                 mbstd: int = 0, coords: bool = False, head: int = 0):
+                 mbstd: int = 0, coords: bool = False, head: int = 0, num_classes: int = 0):
         super().__init__()
+        self.num_classes = num_classes
         plan = plan_resolution(height, width)
         n = plan.doublings
         layers: list[nn.Module] = []
@@ -82,6 +89,7 @@ class DCGANDiscriminator(nn.Module):
         if mbstd:
             layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
             c_in += 1
+        self.head_at = len(layers)  # net[:head_at] makes the features the projection reads
         if head:
             # (B, c, h0, w0) -> (B, head, 1, 1) -> (B, 1, 1, 1): a hidden layer over the whole map
             layers += [coord(coords, DenseConv2d(c_in, head, (plan.base_h, plan.base_w), 1, 0)),
@@ -91,10 +99,18 @@ class DCGANDiscriminator(nn.Module):
             layers.append(coord(coords, DenseConv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
         init_weights(self)
+        if num_classes:  # made after init_weights: the unconditional parameters are drawn as before
+            self.projection = Projection(c_in, num_classes)  # (B, c, h0, w0) features -> (B,)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()  # (B,) logits
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(y, self.num_classes, "this discriminator")
+        if y is None:
+            return self.net(x).flatten()  # (B,) logits
+        features = self.net[: self.head_at](x)  # (B, c, h0, w0)
+        return self.net[self.head_at :](features).flatten() + self.projection(features, y)  # (B,) logits
 
 
-# D's BatchNorm can be switched off (norm="none"): losses and spectral norm that need it off say so
-MODELS.add("dcgan", generator=DCGANGenerator, discriminator=DCGANDiscriminator, d_norm=True, check_size=plan_resolution)
+# D's BatchNorm can be switched off (norm="none"): losses and spectral norm that need it off say so;
+# conditional: both take num_classes (G(z, y), D(x, y))
+MODELS.add("dcgan", generator=DCGANGenerator, discriminator=DCGANDiscriminator, d_norm=True, conditional=True,
+           check_size=plan_resolution)

@@ -26,16 +26,22 @@ FORMAT = "gankit-generator/1"
 SUFFIX = ".safetensors"
 # build_generator's keyword arguments: the whole architecture
 ARCH_KEYS = ("model", "height", "width", "channels", "latent", "width_g", "coords", "attention")
+# ... and those only a conditional generator's header holds (files without them are unconditional)
+OPTIONAL_ARCH_KEYS = ("num_classes",)
 # How to feed the network and read what it gives; written into every header.
 NORMALISATION = {"input": "z ~ N(0, I), shape (B, latent), float32",
                  "output": "images (B, C, H, W), float32 in [-1, 1]; (x + 1) * 127.5 gives 0..255"}
 
 
-def architecture(cfg: Any, shape: tuple[int, int, int]) -> dict[str, Any]:
-    """The ``build_generator`` arguments of a run with TrainConfig ``cfg`` and image shape (C, H, W)."""
+def architecture(cfg: Any, shape: tuple[int, int, int], num_classes: int = 0) -> dict[str, Any]:
+    """The ``build_generator`` arguments of a run with TrainConfig ``cfg`` and image shape (C, H, W)
+    (``num_classes`` for a conditional generator)."""
     C, H, W = shape
-    return {"model": cfg.model, "height": int(H), "width": int(W), "channels": int(C), "latent": int(cfg.latent),
+    arch = {"model": cfg.model, "height": int(H), "width": int(W), "channels": int(C), "latent": int(cfg.latent),
             "width_g": int(cfg.width_g), "coords": bool(cfg.coord_conv), "attention": int(cfg.attention)}
+    if num_classes:
+        arch["num_classes"] = int(num_classes)
+    return arch
 
 
 def save_generator_file(G: nn.Module, arch: dict[str, Any], path: str | Path,
@@ -48,7 +54,8 @@ def save_generator_file(G: nn.Module, arch: dict[str, Any], path: str | Path,
     missing = [k for k in ARCH_KEYS if k not in arch]
     if missing:
         raise ValueError(f"architecture lacks {missing}")
-    header = {"format": FORMAT, "architecture": {k: arch[k] for k in ARCH_KEYS}, "classes": classes,
+    keys = ARCH_KEYS + tuple(k for k in OPTIONAL_ARCH_KEYS if arch.get(k))
+    header = {"format": FORMAT, "architecture": {k: arch[k] for k in keys}, "classes": classes,
               "normalisation": NORMALISATION, "gankit_version": __version__, "source": source or {}}
     # safetensors refuses shared or non-contiguous storage: give it plain copies
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in G.state_dict().items()}
@@ -87,8 +94,12 @@ def read_header(path: str | Path) -> dict[str, Any]:
     if header.get("format") != FORMAT:
         raise UsageError(f"{path}: unsupported generator format {header.get('format')!r} (this gankit reads {FORMAT})")
     arch = header.get("architecture")
-    if not isinstance(arch, dict) or sorted(arch) != sorted(ARCH_KEYS):
-        raise UsageError(f"{path}: the header's architecture must name exactly {', '.join(ARCH_KEYS)}")
+    if not isinstance(arch, dict) or sorted(set(arch) - set(OPTIONAL_ARCH_KEYS)) != sorted(ARCH_KEYS):
+        raise UsageError(f"{path}: the header's architecture must name exactly {', '.join(ARCH_KEYS)} "
+                         f"(and optionally {', '.join(OPTIONAL_ARCH_KEYS)})")
+    classes = header.get("classes")
+    if arch.get("num_classes") and (not isinstance(classes, list) or len(classes) != arch["num_classes"]):
+        raise UsageError(f"{path}: a conditional generator's header must list its {arch['num_classes']} classes")
     return header
 
 
@@ -106,4 +117,5 @@ def load_generator_file(path: str | Path, device: str | torch.device = "cpu") ->
         raise UsageError(f"{path}: weights do not match the header's architecture: "
                          f"{str(err).splitlines()[0]}") from None
     G.header = header  # type: ignore[assignment]  # callers may want the source and classes
+    G.classes = list(header.get("classes") or []) if G.num_classes else []  # type: ignore[assignment]
     return G.to(device).eval().requires_grad_(False)

@@ -8,23 +8,26 @@ Discriminator: [4x4 stride-2 conv + LeakyReLU(0.2)] x n -> flatten -> Linear.
 column of each pixel (D's Linear head already knows positions).
 ``head`` > 0 puts a hidden layer in D's head (why: see models/dcgan.py);
 ``attention`` > 0 puts a SelfAttention layer in G after the block whose maps
-are that many pixels wide.
+are that many pixels wide.  ``num_classes`` > 0 makes both conditional
+(G(z, y): class-dependent BatchNorm gain and bias; D(x, y): a projection term),
+as in models/dcgan.py; 0 builds exactly the unconditional models.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.models.common import (MinibatchStd, SelfAttention, attention_at, channels_at, coord, init_weights,
-                                  plan_resolution)
+from gankit.models.common import (MinibatchStd, Projection, SelfAttention, attention_at, batch_norm, channels_at,
+                                  check_labels, coord, init_weights, plan_resolution, run_conditional)
 from gankit.registry import MODELS
 
 
 class SeedGenerator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
-                 coords: bool = False, attention: int = 0):
+                 coords: bool = False, attention: int = 0, num_classes: int = 0):
         super().__init__()
         self.latent, self.height, self.width, self.channels = latent, height, width, channels
+        self.num_classes = num_classes
         plan = plan_resolution(height, width)
         n = plan.doublings
         # block `level` makes maps base_w * 2**(level + 1) wide
@@ -33,7 +36,7 @@ class SeedGenerator(nn.Module):
         self.start = (c0, plan.base_h, plan.base_w)
         self.fc = nn.Sequential(
             nn.Linear(latent, c0 * plan.base_h * plan.base_w),  # (B, latent) -> (B, c0*h0*w0)
-            nn.BatchNorm1d(c0 * plan.base_h * plan.base_w),
+            batch_norm(c0 * plan.base_h * plan.base_w, num_classes, dims=1),
             nn.ReLU(inplace=True),
         )
         blocks: list[nn.Module] = []
@@ -43,7 +46,7 @@ class SeedGenerator(nn.Module):
             blocks += [
                 nn.Upsample(scale_factor=2, mode="nearest"),  # (B, c_in, h, w) -> (B, c_in, 2h, 2w)
                 coord(coords, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)),  # -> (B, c_out, 2h, 2w)
-                nn.BatchNorm2d(c_out),
+                batch_norm(c_out, num_classes),
                 nn.ReLU(inplace=True),
             ]
             if attend == level:
@@ -54,15 +57,17 @@ class SeedGenerator(nn.Module):
         self.to_rgb = nn.Sequential(coord(coords, nn.Conv2d(c_in, channels, 3, 1, 1)), nn.Tanh())
         init_weights(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.fc(z).view(z.shape[0], *self.start)  # (B, c0, h0, w0)
-        return self.to_rgb(self.blocks(x))  # (B, C, H, W)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(y, self.num_classes, "this generator")
+        x = run_conditional(self.fc, z, y).view(z.shape[0], *self.start)  # (B, c0, h0, w0)
+        return self.to_rgb(run_conditional(self.blocks, x, y))  # (B, C, H, W)
 
 
 class SeedDiscriminator(nn.Module):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, mbstd: int = 0,
-                 coords: bool = False, head: int = 0):
+                 coords: bool = False, head: int = 0, num_classes: int = 0):
         super().__init__()
+        self.num_classes = num_classes
         plan = plan_resolution(height, width)
         n = plan.doublings
         layers: list[nn.Module] = []
@@ -83,10 +88,16 @@ class SeedDiscriminator(nn.Module):
         else:
             self.head = nn.Linear(flat, 1)  # (B, c*h0*w0) -> (B, 1)
         init_weights(self)
+        if num_classes:  # made after init_weights: the unconditional parameters are drawn as before
+            self.projection = Projection(c_in, num_classes)  # (B, c, h0, w0) features -> (B,)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1)).squeeze(1)  # (B,) logits
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(y, self.num_classes, "this discriminator")
+        features = self.features(x)  # (B, c, h0, w0)
+        logits = self.head(features.flatten(1)).squeeze(1)  # (B,) logits
+        return logits if y is None else logits + self.projection(features, y)
 
 
-# D has no BatchNorm to switch off
-MODELS.add("seed", generator=SeedGenerator, discriminator=SeedDiscriminator, d_norm=False, check_size=plan_resolution)
+# D has no BatchNorm to switch off; conditional: both take num_classes (G(z, y), D(x, y))
+MODELS.add("seed", generator=SeedGenerator, discriminator=SeedDiscriminator, d_norm=False, conditional=True,
+           check_size=plan_resolution)

@@ -44,11 +44,12 @@ def to_uint8(images: "torch.Tensor") -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
-def make_grid(images: "torch.Tensor") -> Image.Image:
-    """Tile a batch into a near-square grid (ceil(sqrt(B)) columns) as an RGB image."""
+def make_grid(images: "torch.Tensor", cols: int | None = None) -> Image.Image:
+    """Tile a batch into a grid as an RGB image: ``cols`` columns (a conditional
+    run's grid: one row per class), by default a near-square ceil(sqrt(B))."""
     arr = to_uint8(images)  # (B, H, W, 3)
     b, h, w, _ = arr.shape
-    cols = max(1, math.ceil(math.sqrt(b)))
+    cols = max(1, cols or math.ceil(math.sqrt(b)))
     rows = max(1, math.ceil(b / cols))
     canvas = np.full((rows * (h + PAD) + PAD, cols * (w + PAD) + PAD, 3), SEPARATOR, dtype=np.uint8)
     for i in range(b):
@@ -92,10 +93,11 @@ def with_header(img: Image.Image, text: str) -> Image.Image:
     return out
 
 
-def side_by_side(real: "torch.Tensor", fake: "torch.Tensor", caption: str) -> Image.Image:
-    """Real grid on the left, generated grid on the right, each labelled, with a caption line on top."""
-    left = upscale(make_grid(real))
-    right = upscale(make_grid(fake))
+def side_by_side(real: "torch.Tensor", fake: "torch.Tensor", caption: str, cols: int | None = None) -> Image.Image:
+    """Real grid on the left, generated grid on the right, each labelled, with a caption line on top
+    (both ``cols`` wide when given: a row per class)."""
+    left = upscale(make_grid(real, cols))
+    right = upscale(make_grid(fake, cols))
     height = max(left.height, right.height)
     # Both grids drawn at the same height so they compare at a glance.
     if left.height != height:
@@ -125,12 +127,12 @@ class FrameStore:
                 loaded = []
             self.frames = [f for f in loaded if (folder / str(f.get("file", ""))).exists()]
 
-    def add(self, fake: "torch.Tensor", epoch: int, kimg: float, step: int) -> None:
+    def add(self, fake: "torch.Tensor", epoch: int, kimg: float, step: int, cols: int | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         # A resumed run may replay steps: frames from the abandoned timeline go.
         while self.frames and self.frames[-1]["step"] >= step:
             self._delete(self.frames.pop())
-        grid = fit(upscale(make_grid(fake), 192), MAX_GIF_SIDE)
+        grid = fit(upscale(make_grid(fake, cols), 192), MAX_GIF_SIDE)
         name = f"frame_{step:010d}.png"
         grid.save(self.folder / name)
         self.frames.append({"epoch": int(epoch), "kimg": float(kimg), "step": int(step), "file": name})

@@ -194,24 +194,27 @@ class RunMonitor:
             writer.add_text(f"health/{ev.kind}", text, ev.step)
 
     # ---------------------------------------------------------------- images
-    def snapshot(self, epoch: int, kimg: float, real: torch.Tensor, fake: torch.Tensor, step: int) -> Path:
-        """Write samples/epoch_NNNN.png (real | generated), add a GIF frame and a TensorBoard image."""
-        caption = f"epoch {epoch} | {kimg:.1f} kimg | step {step}"
-        img = side_by_side(real, fake, caption)
+    def snapshot(self, epoch: int, kimg: float, real: torch.Tensor, fake: torch.Tensor, step: int,
+                 cols: int | None = None) -> Path:
+        """Write samples/epoch_NNNN.png (real | generated), add a GIF frame and a TensorBoard image.
+        ``cols``: grids that many columns wide (a conditional run's: one row per class)."""
+        caption = f"epoch {epoch} | {kimg:.1f} kimg | step {step}" + (" | a row per class" if cols else "")
+        img = side_by_side(real, fake, caption, cols)
         path = self.files.epoch_samples(epoch)
         tmp = path.with_name(path.stem + ".tmp.png")
         img.save(tmp)
         tmp.replace(path)
-        self.frames.add(fake, int(epoch), float(kimg), int(step))
+        self.frames.add(fake, int(epoch), float(kimg), int(step), cols)
         writer = self._tb(int(step))
         if writer is not None:
             writer.add_image("samples/real_vs_generated", np.asarray(img), int(step), dataformats="HWC")
             writer.flush()
         return path
 
-    def snapshot_best(self, kimg: float, real: torch.Tensor, fake: torch.Tensor, step: int) -> Path:
+    def snapshot_best(self, kimg: float, real: torch.Tensor, fake: torch.Tensor, step: int,
+                      cols: int | None = None) -> Path:
         """Write samples/best.png: the fixed latents drawn by the state behind checkpoints/best.pt."""
-        img = side_by_side(real, fake, f"best so far | {kimg:.1f} kimg | step {step}")
+        img = side_by_side(real, fake, f"best so far | {kimg:.1f} kimg | step {step}", cols)
         path = self.files.best_samples
         tmp = path.with_name("best.tmp.png")
         img.save(tmp)

@@ -6,6 +6,10 @@ to float in [-1, 1].  The epoch order comes from a generator seeded by
 (seed, epoch), so every rank of a torchrun job agrees on it without talking,
 and a resumed run draws the same order again.
 
+A labelled dataset can give each batch its labels (``get(..., labels=True)``,
+for conditional runs) and, with ``class_balance``, an epoch order drawn
+uniformly over classes (with replacement) instead of a permutation.
+
 On a GPU a dataset that fits comfortably (a quarter of the free memory) is
 copied there once as uint8 and batches are gathered on the device: no
 host work and no transfer per step.
@@ -24,10 +28,17 @@ PREVIEW_SEED = 12345  # the preview's own stream: the same real images in every 
 
 class BatchSource:
     def __init__(self, dataset: ImageDataset, batch: int, device: torch.device, size: tuple[int, int],
-                 seed: int = 0, rank: int = 0, world: int = 1, channels_last: bool = False):
+                 seed: int = 0, rank: int = 0, world: int = 1, channels_last: bool = False,
+                 class_balance: bool = False, preview_grid: tuple[int, int] | None = None):
         self.dataset, self.batch, self.device, self.size = dataset, batch, device, size
         self.seed, self.rank, self.world = seed, rank, world
         self.channels_last = channels_last
+        self.class_balance = class_balance and dataset.labels is not None
+        # (classes, per class): preview() then shows that many real images of each class, row by row
+        self.preview_grid = preview_grid if dataset.labels is not None else None
+        self.preview_labels: torch.Tensor | None = None  # the classes of preview()'s images, when by class
+        # (N,) int64 classes of the dataset (a writable copy of the read-only array), or None
+        self.labels = torch.from_numpy(np.array(dataset.labels)) if dataset.labels is not None else None
         self.resident: torch.Tensor | None = None  # the whole uint8 dataset on the GPU, when it fits
         if device.type == "cuda" and dataset.images.nbytes <= torch.cuda.mem_get_info(device)[0] // 4:
             self.resident = torch.empty(dataset.images.shape, dtype=torch.uint8, device=device)
@@ -41,8 +52,21 @@ class BatchSource:
     def order(self, epoch: int) -> torch.Tensor:
         """This rank's shard of the epoch's permutation, (iters * batch,) int64."""
         gen = torch.Generator().manual_seed(self.seed * EPOCH_STRIDE + epoch)
-        perm = torch.randperm(len(self.dataset), generator=gen)
+        perm = self._balanced(gen) if self.class_balance else torch.randperm(len(self.dataset), generator=gen)
         return perm[self.rank :: self.world][: self.iters * self.batch]
+
+    def _balanced(self, gen: torch.Generator) -> torch.Tensor:
+        """An epoch's worth of indices, (N,): each one a uniform class (of those with
+        images), then a uniform image of that class; rare classes repeat within an epoch."""
+        labels = self.labels
+        members = torch.argsort(labels, stable=True)  # indices grouped by class
+        counts = torch.bincount(labels, minlength=self.dataset.num_classes)
+        starts = torch.cumsum(counts, 0) - counts
+        present = torch.nonzero(counts).flatten()  # classes with at least one image
+        n = len(self.dataset)
+        cls = present[torch.randint(len(present), (n,), generator=gen)]
+        pos = (torch.rand(n, generator=gen, dtype=torch.float64) * counts[cls]).long()
+        return members[starts[cls] + pos]
 
     def to_float(self, images_u8: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) uint8 -> (B, C, h, w) float in [-1, 1] at the training size."""
@@ -55,14 +79,40 @@ class BatchSource:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def get(self, indices: torch.Tensor) -> torch.Tensor:
+    def get(self, indices: torch.Tensor, labels: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The images at ``indices`` (in memory order when read from disk); with
+        ``labels`` also their (B,) int64 classes, in the same order, on the device."""
         if self.resident is not None:
-            return self.to_float(self.resident[indices.to(self.device, non_blocking=True)])
-        idx = np.sort(indices.numpy())
-        return self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx])))
+            idx = indices.to(self.device, non_blocking=True)
+            images = self.to_float(self.resident[idx])
+        else:
+            idx = torch.from_numpy(np.sort(indices.numpy()))
+            images = self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx.numpy()])))
+        if not labels:
+            return images
+        y = self.labels[idx.cpu()].to(self.device, non_blocking=True)
+        return images, y
+
+    def pair(self, indices: torch.Tensor, labels: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images, their classes) with ``labels`` (a conditional run), else (images, None)."""
+        if not labels:
+            return self.get(indices), None  # type: ignore[return-value]
+        return self.get(indices, labels=True)  # type: ignore[return-value]
 
     def preview(self, count: int) -> torch.Tensor:
-        """A fixed set of real images (the left half of every sample grid)."""
+        """A fixed set of real images (the left half of every sample grid); with a
+        ``preview_grid`` the first images of each class instead, one row per class."""
         gen = torch.Generator().manual_seed(self.seed + PREVIEW_SEED)
-        idx = torch.randperm(len(self.dataset), generator=gen)[: min(count, len(self.dataset))]
-        return self.get(idx)
+        perm = torch.randperm(len(self.dataset), generator=gen)
+        if self.preview_grid is None:
+            return self.get(perm[: min(count, len(self.dataset))])
+        rows, cols = self.preview_grid
+        labels = self.labels[perm]
+        tiles = []
+        for c in range(rows):
+            mine = perm[labels == c][:cols]  # a class with fewer images repeats its first; none: grey tiles
+            for i in range(cols):
+                tiles.append(self.get(mine[i : i + 1] if i < len(mine) else mine[:1]) if len(mine) else
+                             torch.zeros(1, self.dataset.channels, *self.size, device=self.device))
+        self.preview_labels = torch.arange(rows).repeat_interleave(cols)
+        return torch.cat(tiles)  # (rows*cols, C, H, W), row r = class r

@@ -30,6 +30,7 @@ from gankit.fsproblems import is_environment, os_error_in, problem
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.budget import progress_bar
+from gankit.train.conditioning import bind
 from gankit.train.session import RunSession
 from gankit.train.signals import Interrupted
 from gankit.train.step import StepStats
@@ -163,7 +164,7 @@ class Trainer(RunSession):
             for callback in self.callbacks:
                 callback(self)
             log_now = (c.iter + 1) % cfg.log_every == 0 or c.iter + 1 == iters
-            stats.add(self.step(self.batch_of(order, c.iter), measure_grads=log_now))
+            stats.add(self.step(*self.batch_of(order, c.iter), measure_grads=log_now))
             c.iter += 1
             c.images_seen += self.batches.batch * self.dist.world
             bar.update(1)
@@ -243,14 +244,16 @@ class Trainer(RunSession):
         G = self.state.sampling_generator(self.cfg.no_ema)
         was_training = G.training
         G.eval()
-        fake = G(self.state.fixed_z.to(self.device)).float()
+        z, y = self.cond.grid_inputs(self.state.fixed_z)  # conditional: a row per class, the same z in each column
+        fake = bind(G, None if y is None else y.to(self.device))(z.to(self.device)).float()
         G.train(was_training)
-        c = self.counters
+        c, cols = self.counters, self.cond.grid_cols
         if best:
-            self.monitor.snapshot_best(c.kimg, self.preview, fake, c.step)
+            self.monitor.snapshot_best(c.kimg, self.preview, fake, c.step, cols=cols)
             return
-        self.monitor.snapshot(c.epoch, c.kimg, self.preview, fake, c.step)
-        self.monitor.check_diversity(fake, self.preview, c.step, c.kimg)
+        self.monitor.snapshot(c.epoch, c.kimg, self.preview, fake, c.step, cols=cols)
+        self.monitor.check_diversity(fake, self.preview, c.step, c.kimg,
+                                     fake_labels=y, real_labels=self.batches.preview_labels)
 
     def _evaluate(self) -> None:
         """Score the generator that samples come from; a new best score writes

@@ -19,6 +19,7 @@ from gankit.train import distributed as dist_util
 from gankit.train import hardware
 from gankit.train.batches import BatchSource
 from gankit.train.budget import Budget
+from gankit.train.conditioning import Conditioning, resolve_conditional
 from gankit.train.rundir import check_name
 from gankit.train.state import Counters, TrainState
 from gankit.train.step import TrainStep
@@ -38,16 +39,22 @@ class TrainingParts:
             check_name(config.name)
         per_rank_batch = dist_util.per_rank_batch(config.batch, self.dist)
         self.dataset = load_dataset(config.data)
+        # conditional: decided from the data's labels once, then saved with the config (docs/conditional.md)
+        config = self.cfg = resolve_conditional(config, self.dataset)
         if per_rank_batch * self.dist.world > len(self.dataset):
             raise UsageError(f"--batch: {config.batch} is larger than the dataset ({len(self.dataset)} images in "
                              f"{config.data}); use --batch {len(self.dataset) // self.dist.world * self.dist.world} "
                              "or less, or a bigger dataset")
         H, W = config.image_size or (self.dataset.height, self.dataset.width)
         self.shape = (self.dataset.channels, H, W)
-        self.state = TrainState(config, self.shape, self.device, self.dist)
+        classes = list(self.dataset.classes) if config.conditional else []
+        self.state = TrainState(config, self.shape, self.device, self.dist, classes)
+        # the classes of generated batches (drawn from the z stream) and of the sample grids; inert when unconditional
+        self.cond = Conditioning(config, self.dataset, self.state.z_gen, self.device, self.dist.rank, self.dist.world)
         self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
-                                   channels_last=config.channels_last)
+                                   channels_last=config.channels_last, class_balance=config.class_balance,
+                                   preview_grid=self.cond.grid)
         self.budget = Budget(config, self.batches.iters, self.batches.batch * self.dist.world, self.dist)
         self.step = self.make_step()
 
@@ -61,23 +68,23 @@ class TrainingParts:
 
     def make_step(self) -> TrainStep:
         """The step for the current config (rebuilt when a remedy changes the config)."""
-        return TrainStep(self.cfg, self.state, lambda: self.budget.progress(self.state.counters))
+        return TrainStep(self.cfg, self.state, lambda: self.budget.progress(self.state.counters), self.cond)
 
-    def batch_of(self, order: torch.Tensor, i: int) -> torch.Tensor:
-        """The ``i``-th batch of an epoch's ``order``."""
+    def batch_of(self, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The ``i``-th batch of an epoch's ``order``: (images, their classes or None)."""
         B = self.batches.batch
-        return self.batches.get(order[i * B : (i + 1) * B])
+        return self.batches.pair(order[i * B : (i + 1) * B], self.cond.enabled)
 
     def bench(self, warmup: int, iters: int) -> float:
         """Seconds for ``iters`` full steps (D and G, optimisers, EMA) after ``warmup``
         untimed ones, on real batches of epoch 1 (cycled).  The state trains as it goes."""
         order = self.batches.order(1)
         for i in range(warmup):
-            self.step(self.batch_of(order, i % self.batches.iters))
+            self.step(*self.batch_of(order, i % self.batches.iters))
         _sync(self.device)
         t0 = time.perf_counter()
         for i in range(warmup, warmup + iters):
-            self.step(self.batch_of(order, i % self.batches.iters))
+            self.step(*self.batch_of(order, i % self.batches.iters))
         _sync(self.device)
         return time.perf_counter() - t0
 

@@ -105,6 +105,8 @@ def config_changes(saved: TrainConfig, wanted: TrainConfig) -> list[tuple[str, A
         old, new = getattr(saved, f.name), getattr(wanted, f.name)
         if f.name in NOT_COMPARED or old == new:
             continue
+        if f.name == "conditional" and old is None:  # a checkpoint from before labels: decided from the data now
+            continue
         (changes if f.name in APPLIED else refused).append((f.name, old, new))
     if refused:
         what = ", ".join(f"{_flag(n)} {old!r} -> {new!r}" for n, old, new in refused)

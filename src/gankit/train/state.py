@@ -56,10 +56,11 @@ class TrainState:
     """Models, optimisers, counters and RNG streams of one rank, built from a config."""
 
     def __init__(self, cfg: TrainConfig, shape: tuple[int, int, int], device: torch.device,
-                 dist: dist_util.DistInfo) -> None:
+                 dist: dist_util.DistInfo, classes: list[str] | None = None) -> None:
         self.seed, self.shape, self.device, self.dist = cfg.seed, shape, device, dist
+        self.classes = list(classes or [])  # a conditional run's class names (index order); [] otherwise
         seed_everything(cfg.seed + dist.rank)  # the weights' init draws from this stream
-        self.G, self.D = _build_models(cfg, shape, device)
+        self.G, self.D = _build_models(cfg, shape, device, len(self.classes))
         self.ema = EMA(self.G, cfg.ema_kimg)
         # One fused kernel per optimiser (CPU since torch 2.4): 3x faster than
         # foreach on the CPU, ~5% of a breakout step; same update up to rounding.
@@ -130,6 +131,7 @@ class TrainState:
             "fixed_z": self.fixed_z,
             "best": dict(self.best),
             "shape": list(self.shape),
+            **({"classes": list(self.classes)} if self.classes else {}),  # conditional runs only
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -159,9 +161,10 @@ class TrainState:
             self.z_gen.set_state(state["z_rng"])
 
 
-def _build_models(cfg: TrainConfig, shape: tuple[int, int, int], device: torch.device) -> tuple[nn.Module, nn.Module]:
-    G = config_generator(cfg, shape).to(device)
-    D = config_discriminator(cfg, shape).to(device)  # spectral norm included
+def _build_models(cfg: TrainConfig, shape: tuple[int, int, int], device: torch.device,
+                  num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    G = config_generator(cfg, shape, num_classes).to(device)
+    D = config_discriminator(cfg, shape, num_classes).to(device)  # spectral norm included
     if cfg.channels_last:
         G = G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch's stub lacks it)
         D = D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

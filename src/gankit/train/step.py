@@ -19,6 +19,7 @@ from gankit.config import TrainConfig
 from gankit.losses import config_loss
 from gankit.regularize import instance_noise, r1_penalty
 from gankit.train import distributed as dist_util
+from gankit.train.conditioning import Conditioning, bind
 from gankit.train.hardware import autocast_dtype
 from gankit.train.state import TrainState
 
@@ -100,8 +101,9 @@ class TrainStep:
     stream) and nothing else; ``progress`` (fraction of the budget done) anneals
     instance noise."""
 
-    def __init__(self, cfg: TrainConfig, state: TrainState, progress: Callable[[], float]) -> None:
-        self.cfg, self.state, self.progress = cfg, state, progress
+    def __init__(self, cfg: TrainConfig, state: TrainState, progress: Callable[[], float],
+                 cond: Conditioning | None = None) -> None:
+        self.cfg, self.state, self.progress, self.cond = cfg, state, progress, cond
         self.loss = config_loss(cfg)
         self.amp_dtype = autocast_dtype(cfg.precision)
 
@@ -118,32 +120,42 @@ class TrainStep:
             x = instance_noise(x, cfg.instance_noise, self.progress())
         return x
 
-    def __call__(self, real: torch.Tensor, measure_grads: bool = False) -> StepStats:
+    def _fake_labels(self, batch: int) -> torch.Tensor | None:
+        """Classes of a generated batch (conditional runs; None and no draw otherwise)."""
+        return self.cond.fake_labels(batch) if self.cond is not None else None
+
+    def __call__(self, real: torch.Tensor, y_real: torch.Tensor | None = None,
+                 measure_grads: bool = False) -> StepStats:
+        """Train on ``real`` (with its classes ``y_real`` in a conditional run; generated
+        classes come from the conditioning, G and D get them through `bind`)."""
         s, c = self.state, self.state.counters
         B = real.shape[0]
         take_g_step = (c.d_steps + 1) % self.cfg.critic_steps == 0
         reuse_fake = take_g_step and self.cfg.critic_steps == 1  # the G step backpropagates through this fake
         with self._autocast(), torch.set_grad_enabled(reuse_fake):
-            fake = s.G_train(s.sample_z(B))
-        stats = self._d_step(real, fake.detach(), measure_grads)
+            y_fake = self._fake_labels(B)
+            fake = bind(s.G_train, y_fake)(s.sample_z(B))
+        stats = self._d_step(real, y_real, fake.detach(), y_fake, measure_grads)
         if take_g_step:
-            self._g_step(fake if reuse_fake else None, B, stats, measure_grads)
+            self._g_step((fake, y_fake) if reuse_fake else None, B, stats, measure_grads)
         s.scaler.update()
         if s.ada is not None:
             s.ada.update(B * s.dist.world)
         return stats
 
-    def _d_step(self, real: torch.Tensor, fake: torch.Tensor, measure_grads: bool) -> StepStats:
+    def _d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, fake: torch.Tensor,
+                y_fake: torch.Tensor | None, measure_grads: bool) -> StepStats:
         cfg, s, c = self.cfg, self.state, self.state.counters
         do_r1 = cfg.r1 > 0 and c.d_steps % cfg.r1_every == 0
         with self._autocast():
             real_in = self._augment(real)
             if do_r1:
                 real_in = real_in.detach().requires_grad_(True)
-            real_logits = s.D_train(real_in).float()
-            fake_logits = s.D_train(self._augment(fake)).float()
+            real_logits = bind(s.D_train, y_real)(real_in).float()  # augmentation changes images, never labels
+            fake_logits = bind(s.D_train, y_fake)(self._augment(fake)).float()
             loss_d = self.loss.d_loss(real_logits, fake_logits)
-            penalty = self.loss.d_penalty(s.D_train, real_in.detach(), fake)
+            # wgan-gp's points between real and fake images are scored as the real images' classes
+            penalty = self.loss.d_penalty(bind(s.D_train, y_real), real_in.detach(), fake)
             if penalty is not None:
                 loss_d = loss_d + penalty
             if do_r1:  # lazy R1: every r1_every steps, weighted up by as much
@@ -161,13 +173,18 @@ class TrainStep:
                          d_fake=torch.sigmoid(fake_logits).mean(), acc_real=(real_logits > 0).float().mean(),
                          acc_fake=(fake_logits < 0).float().mean(), grad_norm_d=grad_d)
 
-    def _g_step(self, fake: torch.Tensor | None, B: int, stats: StepStats, measure_grads: bool) -> None:
+    def _g_step(self, reused: tuple[torch.Tensor, torch.Tensor | None] | None, B: int, stats: StepStats,
+                measure_grads: bool) -> None:
+        """``reused``: the D step's (fake, classes) to backpropagate through, or None to draw new ones."""
         s, c = self.state, self.state.counters
         with self._autocast():
-            if fake is None:
-                fake = s.G_train(s.sample_z(B))
+            if reused is None:
+                y_fake = self._fake_labels(B)
+                fake = bind(s.G_train, y_fake)(s.sample_z(B))
+            else:
+                fake, y_fake = reused
             s.D.requires_grad_(False)
-            fake_logits = s.D_g(self._augment(fake)).float()
+            fake_logits = bind(s.D_g, y_fake)(self._augment(fake)).float()
             s.D.requires_grad_(True)
             loss_g = self.loss.g_loss(fake_logits)
         s.opt_g.zero_grad(set_to_none=True)
