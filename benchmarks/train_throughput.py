@@ -224,7 +224,8 @@ def throughput(args: argparse.Namespace, device: torch.device, tmp: Path) -> flo
     data = write_dataset(tmp / "synthetic", synthetic_frames(args.images), source="benchmark").path
     fast = Gankit(gankit_config(data, tmp / "runs", device, args.compile, args.batch))
     ref = Reference(data, device, args.batch, args.ref_workers)
-    n_g = sum(p.numel() for p in fast.parts.state.G.parameters()) + sum(p.numel() for p in fast.parts.state.D.parameters())
+    state = fast.parts.state
+    n_g = sum(p.numel() for p in state.G.parameters()) + sum(p.numel() for p in state.D.parameters())
     n_r = sum(p.numel() for p in ref.G.parameters()) + sum(p.numel() for p in ref.D.parameters())
     assert n_g == n_r, f"architectures differ: gankit {n_g} parameters, reference {n_r}"
     cfg = fast.parts.cfg

@@ -74,7 +74,7 @@ def _common(data: Path, out: Path) -> list[str]:
 
 def _error_line(stderr: str) -> str:
     """The line gankit prints for an error (after argparse's usage lines, if any)."""
-    lines = [l for l in stderr.splitlines() if l.startswith("gankit ")]
+    lines = [line for line in stderr.splitlines() if line.startswith("gankit ")]
     assert lines, stderr
     return lines[-1]
 
@@ -244,7 +244,7 @@ def test_lock_is_held_by_the_process_and_released_at_its_end(tmp_path):
 
 # --------------------------------------------------------- resume remembers
 def _records(run: Path) -> list[dict]:
-    return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_resume_keeps_rolled_back_learning_rates_and_health_memory(data, tmp_path, capsys):
@@ -330,7 +330,7 @@ def test_flags_and_data_on_resume_are_refused_or_applied_and_logged(data, run1, 
     moved = shutil.copytree(data, tmp_path / "moved")
     assert main(["train", "--resume", str(run), "--epochs", "2", "--lr-d", "1e-4", "--data", str(moved)]) == 0
     assert f"dataset moved: {data} -> {moved}" in capsys.readouterr().out
-    notes = [json.loads(l) for l in (run / "health.jsonl").read_text().splitlines()]
+    notes = [json.loads(line) for line in (run / "health.jsonl").read_text().splitlines()]
     changes = [n["message"] for n in notes if n["kind"] == "resume_change"]
     assert any("--lr-d 0.0002 -> 0.0001" in m for m in changes) and any("--epochs 1 -> 2" in m for m in changes)
     assert "changed on resume: --lr-d" in (run / "log.txt").read_text()
@@ -501,7 +501,8 @@ def test_read_only_out_is_one_line_for_train_and_data(data, tmp_path):
     cmd = _gankit("data", "folder", str(src), "--size", "16", "--out", str(mnt / "d"), "--quiet")
     done = _in_mount(tmp_path, "size=1m", f"mount -o remount,ro {mnt} && {cmd}")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert _error_line(done.stderr) == f"gankit data folder: error: cannot write {mnt}/d: the file system is read-only; use a writable folder"
+    assert _error_line(done.stderr) == (f"gankit data folder: error: cannot write {mnt}/d: "
+                                        "the file system is read-only; use a writable folder")
 
 
 def test_unwritable_out_and_run_dir_are_one_line(data, run1, tmp_path):
@@ -513,8 +514,11 @@ def test_unwritable_out_and_run_dir_are_one_line(data, run1, tmp_path):
     # root ignores permission bits: drop the capability that lets it, as an ordinary user has none
     prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
     try:
-        for argv, where in ((["--data", str(data), "--out", str(locked / "runs"), *TINY], f"--out: cannot create a run directory in {locked}/runs"),
-                            (["--resume", str(tmp_path / "r"), "--epochs", "2"], f"--resume: cannot write to the run directory {tmp_path}/r")):
+        cases = ((["--data", str(data), "--out", str(locked / "runs"), *TINY],
+                  f"--out: cannot create a run directory in {locked}/runs"),
+                 (["--resume", str(tmp_path / "r"), "--epochs", "2"],
+                  f"--resume: cannot write to the run directory {tmp_path}/r"))
+        for argv, where in cases:
             done = subprocess.run([*prefix, sys.executable, "-m", "gankit", "train", *argv], capture_output=True,
                                   text=True, env=ENV, timeout=300)
             assert done.returncode == 1, done.stderr
@@ -546,12 +550,14 @@ def test_data_commands_refuse_to_overwrite_a_dataset(tmp_path):
         done = gankit(*argv)
         assert done.returncode == 2, done.stderr
         line = _error_line(done.stderr)
-        assert line.startswith(f"gankit data {argv[0]}: error: --out: {existing.path} already holds a dataset (30 images "
-                               "16x16x3 from atari); pass --overwrite"), line
+        assert line.startswith(f"gankit data {argv[0]}: error: --out: {existing.path} already holds a dataset "
+                               "(30 images 16x16x3 from atari); pass --overwrite"), line
     assert (existing.path / "manifest.json").read_bytes() == before and len(load_dataset(existing.path)) == 30
-    assert gankit("folder", str(src), "--size", "16", "--out", str(existing.path), "--append", "--quiet").returncode == 0
+    grow = gankit("folder", str(src), "--size", "16", "--out", str(existing.path), "--append", "--quiet")
+    assert grow.returncode == 0, grow.stderr
     grown = load_dataset(existing.path)
     assert len(grown) == 36 and [p["count"] for p in grown.manifest["parts"]] == [30, 6]
     assert (grown.images[:30] == blobs(30, seed=4)).all()
-    assert gankit("folder", str(src), "--size", "16", "--out", str(existing.path), "--overwrite", "--quiet").returncode == 0
+    replace = gankit("folder", str(src), "--size", "16", "--out", str(existing.path), "--overwrite", "--quiet")
+    assert replace.returncode == 0, replace.stderr
     assert len(load_dataset(existing.path)) == 6 and not list(existing.path.glob(".*"))

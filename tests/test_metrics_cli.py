@@ -125,7 +125,8 @@ def test_scoring_a_run_equals_scoring_its_saved_samples(trained_run, breakout, t
     capsys.readouterr()
     assert main(["eval", str(trained_run), "--num", "64", "--json"]) == 0
     from_run = json.loads(capsys.readouterr().out)
-    assert main(["eval", "--real", str(breakout.path), "--fake", str(tmp_path / "samples"), "--num", "64", "--json"]) == 0
+    assert main(["eval", "--real", str(breakout.path), "--fake", str(tmp_path / "samples"),
+                 "--num", "64", "--json"]) == 0
     from_pngs = json.loads(capsys.readouterr().out)
     for key in KEYS:  # same latents, same rounding; at most a pixel's rounding may differ
         assert from_pngs[key] == pytest.approx(from_run[key], rel=1e-3, abs=1e-6), key
@@ -185,7 +186,8 @@ def test_bad_input_exits_2_with_a_clear_message(argv, message, trained_run, brea
     assert message in err, err
 
 
-@pytest.mark.parametrize("flag,value", [("--num", "0"), ("--metrics", "fid,is"), ("--batch", "x"), ("--extractor", "clip")])
+@pytest.mark.parametrize("flag,value",
+                         [("--num", "0"), ("--metrics", "fid,is"), ("--batch", "x"), ("--extractor", "clip")])
 def test_bad_flag_values_exit_2_naming_the_flag(flag, value, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--real", "x", "--fake", "y", flag, value])

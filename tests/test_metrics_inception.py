@@ -86,7 +86,8 @@ def test_state_dict_layout_is_the_reference_one(seeded_port):
     assert sum(v.numel() for k, v in full.items() if not k.endswith("num_batches_tracked")) == REFERENCE_NUM_PARAMS
     # strictness works both ways: a missing or an extra key is refused
     with pytest.raises(RuntimeError, match="Missing key"):
-        inc.FIDInceptionV3().load_state_dict({k: v for k, v in state.items() if k != "Mixed_7c.branch_pool.conv.weight"})
+        missing_one = {k: v for k, v in state.items() if k != "Mixed_7c.branch_pool.conv.weight"}
+        inc.FIDInceptionV3().load_state_dict(missing_one)
     with pytest.raises(RuntimeError, match="Unexpected key"):
         inc.FIDInceptionV3().load_state_dict({**state, "AuxLogits.fc.weight": torch.zeros(1008, 768)})
 

@@ -52,7 +52,8 @@ def populate(run_dir, n: int = 40, saturate_from: int | None = None) -> RunMonit
             mon.snapshot(epoch, rec["kimg"], real, fake, rec["step"])
             mon.check_diversity(fake, real, rec["step"], rec["kimg"])
         if i + 1 == n // 2:
-            mon.log({"kind": "eval", "step": rec["step"], "kimg": rec["kimg"], "time": 1.0, "fid": 80.5, "kid_mean": 0.05})
+            mon.log({"kind": "eval", "step": rec["step"], "kimg": rec["kimg"], "time": 1.0,
+                     "fid": 80.5, "kid_mean": 0.05})
     mon.log({"kind": "eval", "step": (n + 1) * 10, "kimg": (n + 1) * 0.64, "time": 2.0, "fid": 60.25, "kid_mean": 0.03})
     return mon
 
@@ -90,8 +91,8 @@ def test_health_events_reach_file_console_tensorboard_and_verdict(tmp_path, caps
     mon = populate(run, n=60, saturate_from=30)
     events = [e for e in mon.events if e.kind == "d_saturation"]
     assert len(events) == 1
-    applied = mon.event("remedy_applied", events[0].step, events[0].kimg, "--auto-remedy after d_saturation: set lr_d=0.0001",
-                        remedy={"lr_d": 1e-4}, applied=True)
+    applied = mon.event("remedy_applied", events[0].step, events[0].kimg,
+                        "--auto-remedy after d_saturation: set lr_d=0.0001", remedy={"lr_d": 1e-4}, applied=True)
     verdict = mon.close("finished")
     err = capsys.readouterr().err
     assert "WARNING [d_saturation]" in err and "--lr-d" in err

@@ -29,12 +29,12 @@ def test_one_epoch_writes_every_file(tiny_dataset, tmp_path, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     run = out / "00000-dcgan"
     assert printed[-1] == f"run directory: {run}"
-    lines = [l for l in printed if l.startswith("[")]
-    assert lines and all(LINE.match(l) for l in lines), lines
+    lines = [line for line in printed if line.startswith("[")]
+    assert lines and all(LINE.match(line) for line in lines), lines
     assert lines[-1].startswith("[1/1][8/8]")  # 256 images / batch 32
     for name in ("config.yaml", "log.txt", "metrics.jsonl", "samples/epoch_0001.png"):
         assert (run / name).is_file(), name
-    records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_records = [r for r in records if "loss_d" in r]
     assert [r["iter"] for r in train_records] == [4, 8]
     for key in ("images_seen", "time", "lr_g", "lr_d", "acc_real", "acc_fake", "d_x", "d_g_z1", "d_g_z2"):
@@ -76,7 +76,8 @@ def test_resume_is_bit_identical(tiny_dataset, tmp_path):
 
 
 def test_resume_latest_and_config_kept(tiny_dataset, tmp_path):
-    assert main(["train", "--data", str(tiny_dataset.path), "--out", str(tmp_path), "--epochs", "1", "--lr-d", "1e-4", *TINY]) == 0
+    assert main(["train", "--data", str(tiny_dataset.path), "--out", str(tmp_path), "--epochs", "1",
+                 "--lr-d", "1e-4", *TINY]) == 0
     assert main(["train", "--resume", "latest", "--out", str(tmp_path), "--epochs", "2"]) == 0
     state = _weights(tmp_path / "00000-dcgan")
     assert state["counters"]["images_seen"] == 512
@@ -89,7 +90,7 @@ def test_every_loss_trains_200_iterations_without_nan(tiny_dataset, tmp_path, lo
                                   width_d=8, latent=16, batch=16, loss=loss, kimg=200 * 16 / 1000, log_every=20,
                                   tensorboard=False, health=False)
     run = gankit.train(cfg)
-    records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     records = [r for r in records if "loss_d" in r]
     assert records[-1]["images_seen"] == 3200
     assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in records)
@@ -116,7 +117,7 @@ def test_injected_nan_rolls_back_and_recovers(tiny_dataset, tmp_path):
                                   width_d=8, latent=16, batch=32, epochs=3, log_every=4, tensorboard=False)
     trainer = Trainer(cfg, callbacks=[_poison(step_at=10, times=1)])
     run = trainer.run()
-    events = [json.loads(l) for l in (run / "health.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (run / "health.jsonl").read_text().splitlines()]
     kinds = [e["kind"] for e in events]
     assert "non_finite" in kinds and "rollback" in kinds
     state = _weights(run)
@@ -166,13 +167,15 @@ def test_damaged_or_foreign_checkpoint_gives_clear_error(tiny_dataset, tmp_path,
         gankit.load_generator(bad)
     assert main(["sample", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     assert "bad.pt" in capsys.readouterr().err
-    assert main(["train", "--data", str(tiny_dataset.path), "--out", str(tmp_path), "--name", "r", "--epochs", "1", *TINY]) == 0
+    assert main(["train", "--data", str(tiny_dataset.path), "--out", str(tmp_path), "--name", "r",
+                 "--epochs", "1", *TINY]) == 0
     assert main(["train", "--resume", str(tmp_path / "r"), "--width-g", "16", "--epochs", "2"]) == 2
     assert "architecture" in capsys.readouterr().err
 
 
 def test_sample_and_interpolate(tiny_dataset, tmp_path):
-    assert main(["train", "--data", str(tiny_dataset.path), "--out", str(tmp_path), "--name", "r", "--epochs", "1", *TINY]) == 0
+    assert main(["train", "--data", str(tiny_dataset.path), "--out", str(tmp_path), "--name", "r",
+                 "--epochs", "1", *TINY]) == 0
     run = tmp_path / "r"
     assert main(["sample", str(run), "--num", "5", "--out", str(tmp_path / "many"), "--seed", "3"]) == 0
     files = sorted((tmp_path / "many").glob("*.png"))

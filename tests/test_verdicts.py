@@ -64,7 +64,8 @@ def test_saturation_after_a_healthy_start_is_reported_within_five_records(health
     reported = first_report(records)
     assert reported is not None
     delay = reported - healthy_records
-    assert delay <= (MAX_DELAY if healthy_records < HealthThresholds().warmup_records else HealthThresholds().window // 2 + 1)
+    thresholds = HealthThresholds()
+    assert delay <= (MAX_DELAY if healthy_records < thresholds.warmup_records else thresholds.window // 2 + 1)
 
 
 def test_verdict_is_healthy_only_with_enough_records():
@@ -99,7 +100,8 @@ def test_warnings_print_on_their_own_line_and_reach_log_txt(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
-    line = "gankit: WARNING [non_finite] step 7 (0.2 kimg): non-finite values in loss_d Advice: lower the learning rates"
+    line = ("gankit: WARNING [non_finite] step 7 (0.2 kimg): non-finite values in loss_d "
+            "Advice: lower the learning rates")
     pieces = proc.stderr.replace("\r", "\n").splitlines()
     assert line in [p.strip() for p in pieces]  # whole, on a line of its own
     assert line in (tmp_path / "run" / "log.txt").read_text().splitlines()

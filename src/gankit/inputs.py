@@ -86,13 +86,16 @@ def expect_dataset(path: str | Path, flag: str = "--data") -> Path:
         hint = f"that run trained on {data}" if data else f"continue it with `gankit train --resume {p}`"
         raise UsageError(f"{flag}: {p} is a training run, not a dataset", hint=hint)
     if kind == "runs":
-        raise UsageError(f"{flag}: {p} is a folder of training runs, not a dataset", hint="`gankit runs --out " f"{p}` lists them")
+        raise UsageError(f"{flag}: {p} is a folder of training runs, not a dataset",
+                         hint=f"`gankit runs --out {p}` lists them")
     if kind == "checkpoint":
-        raise UsageError(f"{flag}: {p} is a checkpoint file, not a dataset", hint="give a folder made by `gankit data ...`")
+        raise UsageError(f"{flag}: {p} is a checkpoint file, not a dataset",
+                         hint="give a folder made by `gankit data ...`")
     if kind == "unfinished-dataset":
         raise UsageError(f"{flag}: {p} is an unfinished dataset (images.npy but no manifest.json)",
                          hint="an interrupted `gankit data` run leaves this; run that command again")
-    raise UsageError(f"{flag}: {p} is not a gankit dataset (no manifest.json and images.npy)", hint=f"make one: `{make}")
+    raise UsageError(f"{flag}: {p} is not a gankit dataset (no manifest.json and images.npy)",
+                     hint=f"make one: `{make}")
 
 
 def expect_run(path: str | Path, flag: str = "RUN") -> Path:
@@ -113,5 +116,6 @@ def expect_run(path: str | Path, flag: str = "RUN") -> Path:
                          hint=f"to score images: `gankit eval --real DATASET --fake {p}`; `gankit runs` lists the runs")
     if kind == "runs":
         newest = [c for c in _children(p) if is_run(c)][-1]
-        raise UsageError(f"{flag}: {p} is a folder of runs; name one of them", hint=f"for example {newest} (`gankit runs --out {p}` lists them)")
+        raise UsageError(f"{flag}: {p} is a folder of runs; name one of them",
+                         hint=f"for example {newest} (`gankit runs --out {p}` lists them)")
     raise UsageError(f"{flag}: {p} is not a training run (no config.yaml or checkpoints/)", hint=runs_hint)

@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real", default=None, help="real dataset folder; None: the dataset named in RUN/config.yaml")
     p.add_argument("--fake", default=None, help="instead of a run: a folder of images or a dataset folder")
     p.add_argument("--metrics", type=_metrics, default=None,
-                   help="comma-separated: fid,kid,pr,dc,agreement; None: all of them (agreement only where there are classes)")
+                   help="comma-separated: fid,kid,pr,dc,agreement; "
+                        "None: all of them (agreement only where there are classes)")
     p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
@@ -69,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real-image subset")
     p.add_argument("--json", action="store_true", help="print one JSON object, metric -> value")
-    p.add_argument("--out", default=None, help="file for the full result record; None: RUN/eval.json (nothing without a RUN)")
+    p.add_argument("--out", default=None,
+                   help="file for the full result record; None: RUN/eval.json (nothing without a RUN)")
     p.set_defaults(func=run, _parser=p)
 
 
@@ -123,7 +125,8 @@ def _fake_set(args: argparse.Namespace, real: Any, device: Any) -> tuple[Any, di
     ckpt = find_checkpoint(args.run, args.checkpoint)
     G = load_generator(args.run, ckpt, ema=not args.no_ema, device=device)
     classes = _generator_classes(ckpt) or (real.classes if len(real.classes) == getattr(G, "num_classes", 0) else [])
-    images = GeneratorImages(G, args.num, seed=args.seed, classes=list(classes), class_weights=real.class_counts or None)
+    images = GeneratorImages(G, args.num, seed=args.seed, classes=list(classes),
+                             class_weights=real.class_counts or None)
     return images, {"run": str(args.run), "checkpoint": str(ckpt),
                                                             "ema": not args.no_ema}
 
@@ -200,13 +203,16 @@ def run(args: argparse.Namespace) -> int:
     record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     trained_on = _trained_on(source)
+    real_fp = result.real_fingerprint
+    assert real_fp is not None  # evaluate() always records the real data's fingerprint
     if trained_on is not None:
         record["trained_on"] = trained_on
-        if any(trained_on.get(k) != result.real_fingerprint.get(k) for k in ("count", "shape", "manifest_sha256")):
+        if any(trained_on.get(k) != real_fp.get(k) for k in ("count", "shape", "manifest_sha256")):
             from gankit.data.dataset import describe_fingerprint
 
-            print(f"gankit eval: WARNING: the run trained on {trained_on.get('path')} ({describe_fingerprint(trained_on)}); "
-                  f"this score is against {real.path} ({describe_fingerprint(result.real_fingerprint)})",
+            print(f"gankit eval: WARNING: the run trained on {trained_on.get('path')} "
+                  f"({describe_fingerprint(trained_on)}); "
+                  f"this score is against {real.path} ({describe_fingerprint(real_fp)})",
                   file=sys.stderr, flush=True)
     out = Path(args.out) if args.out else (RunDir(args.run).eval_record if args.run else None)
     if out is not None and not args.out and _is_generator_file(args.run):

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -87,7 +87,8 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     side = S // 4
     y0, x0 = torch.randint(0, S - side + 1, (2, B), generator=g)
     ys, xs = torch.arange(S)[None, :, None], torch.arange(S)[None, None, :]
-    box = (ys >= y0[:, None, None]) & (ys < y0[:, None, None] + side) & (xs >= x0[:, None, None]) & (xs < x0[:, None, None] + side)
+    top, left = y0[:, None, None], x0[:, None, None]
+    box = (ys >= top) & (ys < top + side) & (xs >= left) & (xs < left + side)
     box &= (torch.rand(B, generator=g) < 0.5)[:, None, None]
     return torch.where(box[:, None], mean, out)
 
@@ -164,7 +165,7 @@ class DatasetExtractor(FeatureExtractor):
         self.encoder = encoder
         self.channels = channels
         self.size = size
-        self.dim = int(encoder.head[0].in_features)
+        self.dim = cast(nn.Linear, encoder.head[0]).in_features  # head starts with a Linear (see Encoder)
         self.id = f"dataset-{weights_hash}"
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

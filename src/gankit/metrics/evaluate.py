@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -148,7 +148,8 @@ class FolderImages:
         if not found:
             raise UsageError(f"--fake: no images ({', '.join(IMAGE_SUFFIXES)}) in {self.path}")
         self.files = found[: self.count]
-        self.labels, self.classes = None, []
+        self.labels: np.ndarray | None = None  # image files carry no class
+        self.classes: list[str] = []
         self.count = len(self.files)
         first = self._load(self.files[0])
         self.resolution = (first.shape[0], first.shape[1])
@@ -171,6 +172,11 @@ class FolderImages:
 def num_classes(generator: torch.nn.Module) -> int:
     """The generator's number of classes (0: unconditional; older models lack the attribute)."""
     return int(getattr(generator, "num_classes", 0) or 0)
+
+
+def latent_size(generator: torch.nn.Module) -> int:
+    """The length of the generator's latent vector (every gankit generator sets ``latent``)."""
+    return cast(int, generator.latent)  # a plain int attribute; Module.__getattr__ is typed Tensor | Module
 
 
 @dataclass
@@ -200,7 +206,8 @@ class GeneratorImages:
             self.labels, self.classes = None, []
         elif not self.classes:
             self.classes = [str(i) for i in range(k)]
-        first = self._run(torch.zeros(1, self.generator.latent), None if self.labels is None else self.labels[:1])
+        first = self._run(torch.zeros(1, latent_size(self.generator)),
+                          None if self.labels is None else self.labels[:1])
         self.resolution = (int(first.shape[-2]), int(first.shape[-1]))
 
     def _run(self, z: torch.Tensor, y: np.ndarray | None) -> torch.Tensor:
@@ -210,14 +217,17 @@ class GeneratorImages:
         device = next(G.parameters()).device
         try:
             with torch.no_grad():
-                out = G(z.to(device)) if y is None else G(z.to(device), torch.as_tensor(y, dtype=torch.int64, device=device))
+                if y is None:
+                    out = G(z.to(device))
+                else:
+                    out = G(z.to(device), torch.as_tensor(y, dtype=torch.int64, device=device))
                 x = torch.nan_to_num(out.float(), nan=0.0)
         finally:
             G.train(was_training)
         return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
     def batches(self, batch: int) -> Iterator[torch.Tensor]:
-        z = torch.randn(self.count, self.generator.latent, generator=torch.Generator().manual_seed(self.seed))
+        z = torch.randn(self.count, latent_size(self.generator), generator=torch.Generator().manual_seed(self.seed))
         for start in range(0, self.count, batch):
             y = None if self.labels is None else self.labels[start:start + batch]
             yield self._run(z[start:start + batch], y)

@@ -245,7 +245,10 @@ class InceptionExtractor(FeatureExtractor):
 
 # ------------------------------------------------------------------ weights
 def torch_home() -> Path:
-    return Path(os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch")
+    explicit = os.environ.get("TORCH_HOME")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch"
 
 
 def default_weights_path() -> Path:
@@ -334,7 +337,8 @@ def load_inception(path: str | os.PathLike[str] | None = None, download: bool = 
     try:
         net.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as err:
-        raise UsageError(f"--inception-weights: {chosen} does not fit the FID Inception: {str(err).splitlines()[0]}") from None
+        first_line = str(err).splitlines()[0]
+        raise UsageError(f"--inception-weights: {chosen} does not fit the FID Inception: {first_line}") from None
     return InceptionExtractor(net, digest[:16]).to(device)
 
 

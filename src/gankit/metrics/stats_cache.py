@@ -68,7 +68,8 @@ def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            # allow_pickle named (numpy's default) so no array name can be taken for it
+            np.savez(f, allow_pickle=True, **arrays)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -83,7 +83,8 @@ class TrainingEvaluator:
             if dataset.labels is None:
                 raise UsageError(f"--eval-metrics: agreement needs a labelled dataset; {dataset.path} has no classes")
             if getattr(config, "conditional", True) is False:
-                raise UsageError("--eval-metrics: agreement needs a conditional run (it was started with --no-conditional)")
+                raise UsageError("--eval-metrics: agreement needs a conditional run "
+                                 "(it was started with --no-conditional)")
         if self.extractor_name == "inception":
             from gankit.metrics.inception import resolve_weights
 
@@ -104,12 +105,13 @@ class TrainingEvaluator:
         return True
 
     def _setup(self, resolution: tuple[int, int]) -> None:
-        self._extractor = get_extractor(self.extractor_name, dataset=self.dataset, device=self.device)
+        extractor = get_extractor(self.extractor_name, dataset=self.dataset, device=self.device)
+        self._extractor = extractor
         real = DatasetImages(self.dataset, self.num, resolution)
-        self._real, _ = cached_real_features(self.dataset, self._extractor.id, resolution, real.count, 0,
-                                             lambda: features_of(self._extractor, real, BATCH))
+        self._real, _ = cached_real_features(self.dataset, extractor.id, resolution, real.count, 0,
+                                             lambda: features_of(extractor, real, BATCH))
         if "agreement" in self.metrics:
-            ext = self._extractor if self._extractor.name == "dataset" else get_extractor(
+            ext = extractor if extractor.name == "dataset" else get_extractor(
                 "dataset", dataset=self.dataset, device=self.device)
             self._probe = ext, class_probe(self.dataset, ext, resolution, BATCH)[0]
 
@@ -120,7 +122,8 @@ class TrainingEvaluator:
         start = time.perf_counter()
         self.last_kimg = kimg
         conditional = num_classes(generator) == self.dataset.num_classes > 0
-        fake = GeneratorImages(generator, self.num, seed=LATENT_SEED, classes=self.dataset.classes if conditional else [],
+        fake = GeneratorImages(generator, self.num, seed=LATENT_SEED,
+                               classes=self.dataset.classes if conditional else [],
                                class_weights=self.dataset.class_counts or None)
         record: dict[str, Any] = {}
         if self._extractor is None:

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     files = RunDir(run_dir)
     if not run_dir.is_dir() or kind_of(run_dir) in ("dataset", "images", "runs"):
         expect_run(run_dir)  # says what it is instead
-        raise UsageError(f"RUN: {run_dir} is a checkpoint file; give its run directory", hint=f"gankit report {RunDir.of(run_dir)}")
+        raise UsageError(f"RUN: {run_dir} is a checkpoint file; give its run directory",
+                         hint=f"gankit report {RunDir.of(run_dir)}")
     if not any(path.exists() for path in (files.metrics, files.health, files.samples)):
         raise UsageError(f"RUN: {run_dir} is not a gankit run directory (no metrics.jsonl, health.jsonl or samples/)")
     from gankit.monitor.report import build_outputs

@@ -225,7 +225,8 @@ class HealthChecker:
             "non_finite", step, kimg,
             message=f"non-finite values (NaN or infinity) in {', '.join(sorted(keys))}: the weights may be ruined.",
             advice=("gankit rolls back to the last good checkpoint and lowers the learning rates; "
-                    "if it keeps happening, lower --lr-g and --lr-d, use --precision fp32, or add --spectral-norm / --r1 10."),
+                    "if it keeps happening, lower --lr-g and --lr-d, use --precision fp32, "
+                    "or add --spectral-norm / --r1 10."),
         )
 
     def _saturation(self, window: list[dict], step: int, kimg: float) -> HealthEvent | None:
@@ -244,7 +245,8 @@ class HealthChecker:
             by_acc = ar is not None and af is not None and ar >= t.sat_acc and af >= t.sat_acc
             if not (dx > t.sat_d_x and (dgz < t.sat_d_g_z or by_acc) and loss_g > t.sat_loss_g):
                 return None
-            seen = f"D(x) was typically {dx:.3f} and D(G(z)) {dgz:.3f} while the generator loss stayed near {loss_g:.2f}"
+            seen = (f"D(x) was typically {dx:.3f} and D(G(z)) {dgz:.3f} "
+                    f"while the generator loss stayed near {loss_g:.2f}")
             if by_acc:
                 seen += f", and D was right on {ar:.0%} of real and {af:.0%} of generated images"
         else:
@@ -313,8 +315,9 @@ class HealthChecker:
     def state_dict(self) -> dict:
         """The checker's memory (history, counters, latches) as plain values, stored
         in checkpoints so a resumed run judges and reminds as an unbroken one would."""
-        latches = {k: [l.active, l.since_fire, l.absent] for k, l in self.latches.items()}
-        latches["mode_collapse"] = [self.collapse_latch.active, self.collapse_latch.since_fire, self.collapse_latch.absent]
+        latches = {k: [latch.active, latch.since_fire, latch.absent] for k, latch in self.latches.items()}
+        collapse = self.collapse_latch
+        latches["mode_collapse"] = [collapse.active, collapse.since_fire, collapse.absent]
         return {"history": [dict(r) for r in self.history], "seen": self.seen, "last_finite": self.last_finite,
                 "lr": dict(self.lr), "latches": latches}
 

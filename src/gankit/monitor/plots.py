@@ -56,7 +56,8 @@ def _finish(fig: Any, ax: Any, title: str, path: Path) -> Path:
 
 
 def _line_plot(rows: list[dict], keys: dict[str, str], title: str, ylabel: str, path: Path,
-               hline: float | None = None, hline_label: str = "", log: bool = False, ylim: tuple[float, float] | None = None) -> Path | None:
+               hline: float | None = None, hline_label: str = "", log: bool = False,
+               ylim: tuple[float, float] | None = None) -> Path | None:
     series = {label: _series(rows, key) for key, label in keys.items()}
     if not any(xs for xs, _ in series.values()):
         return None

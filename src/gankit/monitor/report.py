@@ -166,7 +166,8 @@ def verdict(records: list[dict], events: list[HealthEvent], status: str, stop: t
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1d232b}
 main{max-width:1100px;margin:0 auto;padding:24px}
-h1{margin:0 0 4px;font-size:26px} h2{margin:28px 0 10px;font-size:19px;border-bottom:1px solid #d4d8de;padding-bottom:4px}
+h1{margin:0 0 4px;font-size:26px}
+h2{margin:28px 0 10px;font-size:19px;border-bottom:1px solid #d4d8de;padding-bottom:4px}
 .sub{color:#5b6573;margin:0 0 16px}
 .verdict{padding:14px 18px;border-radius:8px;font-size:15px;line-height:1.5}
 .ok{background:#e5f5e9;border-left:6px solid #2f9a4b} .bad{background:#fdecea;border-left:6px solid #c8372d}
@@ -236,7 +237,8 @@ def per_class_html(run_dir: Path, records: list[dict] | None = None) -> list[str
             f"<td>{_fmt(r.get('fid_other'))}</td><td>{_fmt(r.get('kid_mean'))}</td><td>{_fmt(r.get('kid_other'))}</td>"
             f"<td>{esc(str(r.get('nearest_other', '-')))}</td><td>{_fmt(a)}</td></tr>" for r, a in zip(rows, shares))
         parts.append(
-            f"<p>From <code>gankit eval</code> ({esc(str(ev.get('checkpoint', 'eval.json')))}, {esc(str(ev.get('time', '')))}): "
+            f"<p>From <code>gankit eval</code> ({esc(str(ev.get('checkpoint', 'eval.json')))}, "
+            f"{esc(str(ev.get('time', '')))}): "
             "each class's generated images against the real images of that class, and against the real images of "
             "the nearest other class (what a mixed-up class would score)."
             + (f" Class agreement {_fmt(agree.get('agreement'))}, ceiling {_fmt(agree.get('agreement_ceiling'))}."
@@ -261,7 +263,8 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
     parts.append("<h2>Real vs generated</h2>")
     if samples:
         parts.append(f"<figure>{_img(samples[-1], 'real vs generated', pixel=True)}"
-                     f"<figcaption>{esc(samples[-1].name)}: real images on the left, generated from fixed latents on the right"
+                     f"<figcaption>{esc(samples[-1].name)}: real images on the left, "
+                     "generated from fixed latents on the right"
                      "</figcaption></figure>")
     else:
         parts.append('<p class="muted">No sample grid yet.</p>')
@@ -335,7 +338,7 @@ def build_outputs(run_dir: Path, status: str | None = None, stop: tuple[str, flo
     tmp.write_text(render_html(run_dir, text, status, events, records), encoding="utf-8")
     tmp.replace(page)
     train = train_records(records)
-    summary = {"status": status, "stopped_by": stop[0] if stop and status == "finished" else status,
+    summary: dict[str, Any] = {"status": status, "stopped_by": stop[0] if stop and status == "finished" else status,
                "limit": stop[1] if stop and status == "finished" else None,
                "kimg": float(train[-1].get("kimg", 0)) if train else 0.0, "log_records": len(train),
                "judged": len(train) >= min_records(), "verdict": text}

@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_dir():
-        raise UsageError(f"--out: no such folder {out}", hint="runs are made by `gankit train`; its --out is where they go")
+        raise UsageError(f"--out: no such folder {out}",
+                         hint="runs are made by `gankit train`; its --out is where they go")
     rows = [describe(p) for p in sorted(out.iterdir()) if is_run(p)]
     if not rows:
         print(f"no runs under {out}")
