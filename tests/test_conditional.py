@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import blobs
 from PIL import Image
 
 import gankit
@@ -26,6 +25,8 @@ from gankit.sample import generate
 from gankit.train import checkpoint as ckpt
 from gankit.train.batches import BatchSource
 from gankit.train.conditioning import Conditioning
+
+from conftest import blobs
 
 # Three classes of 16x16 squares, each its own colour, on a dark background.
 COLOURS = {"blue": (40, 60, 230), "green": (40, 210, 60), "red": (230, 40, 40)}
@@ -127,7 +128,7 @@ def test_class_balance_draws_classes_uniformly(tmp_path):
     assert np.abs(share - 1 / 3).max() < 0.07, share
     assert np.bincount(labels[plain.order(1).numpy()], minlength=3)[2] <= 10
     assert torch.equal(balanced.order(2), balanced.order(2)) and not torch.equal(balanced.order(1), balanced.order(2))
-    _, y = balanced.get(balanced.order(1)[:16], labels=True)
+    _, y = balanced.pair(balanced.order(1)[:16], labels=True)
     assert y.dtype == torch.int64 and y.shape == (16,)
 
 
@@ -243,7 +244,8 @@ def test_sample_class_errors_name_the_valid_ones(trained, tmp_path):
     assert done.returncode == 2
     assert "--class" in done.stderr and "0=blue, 1=green, 2=red" in done.stderr
     assert not (tmp_path / "x").exists()
-    done = _gankit("interpolate", str(trained), "--class-from", "red", "--class-to", "9", "--out", str(tmp_path / "w.gif"))
+    done = _gankit("interpolate", str(trained), "--class-from", "red", "--class-to", "9",
+                   "--out", str(tmp_path / "w.gif"))
     assert done.returncode == 2 and "--class-to" in done.stderr
     ok = _gankit("sample", str(trained), "--class", "green", "--num", "4", "--out", str(tmp_path / "g"))
     assert ok.returncode == 0 and "of class green" in ok.stdout

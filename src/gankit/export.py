@@ -26,14 +26,15 @@ import copy
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from gankit.errors import UsageError
-from gankit.models.common import CoordConv, coord_maps
+from gankit.models.common import CoordConv, class_count, coord_maps, latent_size
 from gankit.models.generator_file import SUFFIX, architecture, read_header, save_generator_file
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
@@ -63,7 +64,8 @@ def portable(G: nn.Module) -> nn.Module:
         if isinstance(m, CoordConv):
             def grab(mod: nn.Module, inputs: tuple, output: torch.Tensor, name: str = name) -> None:
                 x = inputs[0]
-                offsets[name] = mod.xy(coord_maps(x.shape[2], x.shape[3], x.device, x.dtype))  # (1, c_out, h', w')
+                maps = coord_maps(x.shape[2], x.shape[3], x.device, x.dtype)
+                offsets[name] = cast(CoordConv, mod).xy(maps)  # (1, c_out, h', w')
             hooks.append(m.register_forward_hook(grab))
     G(*example_inputs(G, 1))  # one forward finds each CoordConv's input size
     for h in hooks:
@@ -77,10 +79,10 @@ def portable(G: nn.Module) -> nn.Module:
 
 def example_inputs(G: nn.Module, batch: int) -> tuple[torch.Tensor, ...]:
     """(z,) for an unconditional generator, (z, y) with y (batch,) int64 classes for a conditional one."""
-    z = torch.randn(batch, G.latent)
-    if not getattr(G, "num_classes", 0):
+    z = torch.randn(batch, latent_size(G))
+    if not class_count(G):
         return (z,)
-    return z, torch.arange(batch, dtype=torch.int64) % G.num_classes
+    return z, torch.arange(batch, dtype=torch.int64) % class_count(G)
 
 
 @contextlib.contextmanager

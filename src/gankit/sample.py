@@ -15,8 +15,8 @@ draws the class asked for (``--class``, ``classes=``), one row per class with
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -27,6 +27,7 @@ from gankit.device import DEVICE_HELP, resolve_device
 from gankit.errors import UsageError
 from gankit.inputs import expect_run
 from gankit.models import config_generator
+from gankit.models.common import class_count, latent_size
 from gankit.runpaths import RunDir
 from gankit.train import checkpoint as ckpt
 
@@ -51,7 +52,7 @@ def find_checkpoint(run: str | Path, checkpoint: str | Path | None = None) -> Pa
 
 def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: bool = True,
                    device: str | torch.device = "cpu") -> nn.Module:
-    """The trained generator in eval mode: z (B, G.latent) -> images (B, C, H, W) in [-1, 1]."""
+    """The trained generator in eval mode: z (B, latent_size(G)) -> images (B, C, H, W) in [-1, 1]."""
     if isinstance(device, str):
         device = resolve_device(device, "device")
     if Path(run).suffix == SAFETENSORS:
@@ -74,7 +75,7 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
 def class_names(G: nn.Module) -> list[str]:
     """The generator's class names (index order); [] for an unconditional one."""
     names = list(getattr(G, "classes", None) or (getattr(G, "header", None) or {}).get("classes") or [])
-    K = int(getattr(G, "num_classes", 0) or 0)
+    K = class_count(G)
     return names if len(names) == K else [str(i) for i in range(K)]
 
 
@@ -82,7 +83,7 @@ def pick_class(G: nn.Module, value: str | int, flag: str = "--class") -> int:
     """A class name or index of ``G`` -> its index; UsageError listing the valid ones."""
     from gankit.data.dataset import resolve_class
 
-    if not getattr(G, "num_classes", 0):
+    if not class_count(G):
         raise UsageError(f"{flag}: this generator is unconditional (trained without labels); drop {flag}")
     return resolve_class(class_names(G), value, flag)
 
@@ -91,7 +92,7 @@ def class_labels(G: nn.Module, num: int, classes: int | Sequence[int] | None = N
                  gen: torch.Generator | None = None) -> torch.Tensor | None:
     """(num,) int64 classes to draw, or None for an unconditional generator.
     ``classes``: None (uniform draws from ``gen``), one index, or ``num`` indices."""
-    K = int(getattr(G, "num_classes", 0) or 0)
+    K = class_count(G)
     if not K:
         if classes is not None:
             raise UsageError("classes: this generator is unconditional (trained without labels)")
@@ -131,8 +132,9 @@ def truncate(z: torch.Tensor, psi: float, G: nn.Module | None = None) -> torch.T
         raise UsageError(f"--truncation: psi must be between 0 and 1, got {psi}")
     if psi == 1.0:
         return z
-    if G is not None and callable(getattr(G, "truncate", None)):
-        return G.truncate(z, psi)
+    own = getattr(G, "truncate", None) if G is not None else None
+    if callable(own):
+        return own(z, psi)
     u = torch.special.ndtr(z.double())  # double: keeps the tails (|z| up to ~8) invertible
     return torch.special.ndtri(0.5 + (u - 0.5) * psi).to(z.dtype)
 
@@ -140,7 +142,7 @@ def truncate(z: torch.Tensor, psi: float, G: nn.Module | None = None) -> torch.T
 def seed_latents(G: nn.Module, seeds: list[int], truncation: float = 1.0) -> torch.Tensor:
     """One latent per seed, (len(seeds), latent): seed s gives the first image
     of `gankit sample --seed s`, whatever else is drawn beside it."""
-    z = torch.stack([torch.randn(G.latent, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    z = torch.stack([torch.randn(latent_size(G), generator=torch.Generator().manual_seed(s)) for s in seeds])
     return truncate(z, truncation, G)
 
 
@@ -152,7 +154,7 @@ def generate(G: nn.Module, num: int, seed: int = 0, batch: int = 256, truncation
     ``classes`` (conditional generators): one class index for all, one per image, or
     None for classes drawn uniformly with ``seed`` (after the latents)."""
     gen = torch.Generator().manual_seed(seed)
-    z = truncate(torch.randn(num, G.latent, generator=gen), truncation, G)
+    z = truncate(torch.randn(num, latent_size(G), generator=gen), truncation, G)
     y = class_labels(G, num, classes, gen)
     return torch.cat([call(G, z[i:i + batch], None if y is None else y[i:i + batch]) for i in range(0, num, batch)])
 
@@ -163,7 +165,7 @@ def per_class_grid(G: nn.Module, per_class: int, seed: int = 0, truncation: floa
     K = len(class_names(G))
     if not K:
         raise UsageError("--per-class: this generator is unconditional (trained without labels)")
-    z = truncate(torch.randn(per_class, G.latent, generator=torch.Generator().manual_seed(seed)), truncation, G)
+    z = truncate(torch.randn(per_class, latent_size(G), generator=torch.Generator().manual_seed(seed)), truncation, G)
     return torch.cat([call(G, z, torch.full((per_class,), k, dtype=torch.int64)) for k in range(K)])
 
 
@@ -201,7 +203,7 @@ def interpolate(G: nn.Module, points: int = 4, steps: int = 16, seed: int = 0, c
     """A closed walk through ``points`` random latents: (points*steps, count, C, H, W).
     A conditional generator keeps each walk's class (``classes``; None: drawn with ``seed``)."""
     gen = torch.Generator().manual_seed(seed)
-    keys = truncate(torch.randn(points, count, G.latent, generator=gen), truncation, G)
+    keys = truncate(torch.randn(points, count, latent_size(G), generator=gen), truncation, G)
     y = class_labels(G, count, classes, gen)
     frames = []
     for p in range(points):
@@ -217,8 +219,8 @@ def class_walk(G: nn.Module, start: int, end: int, steps: int = 16, seed: int = 
     """Fixed latents while the conditioning moves from class ``start`` to ``end`` and
     back: (2*steps, count, C, H, W).  The class input is a mix (1 - t) one_hot(start)
     + t one_hot(end), so every class-dependent gain and bias of G moves linearly."""
-    K = int(getattr(G, "num_classes", 0) or 0)
-    z = truncate(torch.randn(count, G.latent, generator=torch.Generator().manual_seed(seed)), truncation, G)
+    K = class_count(G)
+    z = truncate(torch.randn(count, latent_size(G), generator=torch.Generator().manual_seed(seed)), truncation, G)
     one = torch.eye(K)
     ts = [s / steps for s in range(steps)] + [1 - s / steps for s in range(steps)]  # there and back: a loop
     return torch.stack([call(G, z, ((1 - t) * one[start] + t * one[end]).expand(count, K)) for t in ts])
@@ -280,10 +282,10 @@ def psi_value(text: str) -> float:
 def truncation_sweep(G: nn.Module, num: int, seed: int = 0, cols: int = 6, cls: int | None = None) -> torch.Tensor:
     """(num * cols, C, H, W): row r is latent r of ``seed`` at psi = 1.0 ... 0.0 (``cols`` steps);
     a conditional generator draws class ``cls`` (None: class 0)."""
-    z = torch.randn(num, G.latent, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(num, latent_size(G), generator=torch.Generator().manual_seed(seed))
     psis = [1.0 - c / max(1, cols - 1) for c in range(cols)] if cols > 1 else [1.0]
     rows = torch.stack([truncate(z, psi, G) for psi in psis], dim=1)  # (num, cols, latent)
-    y = class_labels(G, num * cols, cls if cls is not None else (0 if getattr(G, "num_classes", 0) else None))
+    y = class_labels(G, num * cols, cls if cls is not None else (0 if class_count(G) else None))
     return call(G, rows.reshape(num * cols, -1), y)
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from gankit.metrics.kid import kid, subset_size_for
 from gankit.metrics.prdc import DEFAULT_K, prdc
 from gankit.metrics.registry import FeatureExtractor
 from gankit.metrics.stats_cache import cached_real_features
+from gankit.models.common import latent_size
 
 # --metrics names -> the keys they produce
 METRIC_KEYS = {
@@ -172,11 +173,6 @@ class FolderImages:
 def num_classes(generator: torch.nn.Module) -> int:
     """The generator's number of classes (0: unconditional; older models lack the attribute)."""
     return int(getattr(generator, "num_classes", 0) or 0)
-
-
-def latent_size(generator: torch.nn.Module) -> int:
-    """The length of the generator's latent vector (every gankit generator sets ``latent``)."""
-    return cast(int, generator.latent)  # a plain int attribute; Module.__getattr__ is typed Tensor | Module
 
 
 @dataclass

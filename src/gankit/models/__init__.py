@@ -19,7 +19,7 @@ called G(z, y) and D(x, y) with y (B,) int64 class indices
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -68,7 +68,9 @@ def build_discriminator(model: str, height: int, width: int, channels: int, widt
     or spectral norm asks (`d_keeps_batchnorm`), spectral-normalised if asked, a
     projection discriminator over ``num_classes`` classes when that is > 0."""
     entry = MODELS.get(model)
-    options = {"norm": "batch" if d_keeps_batchnorm(loss, spectral_norm) else "none"} if entry["d_norm"] else {}
+    options: dict[str, Any] = {}
+    if entry["d_norm"]:
+        options["norm"] = "batch" if d_keeps_batchnorm(loss, spectral_norm) else "none"
     if num_classes:
         if not entry.get("conditional"):
             raise UsageError(f"--model: {model} has no class-conditional form; use --no-conditional")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,16 @@ def plan_resolution(height: int, width: int, min_base: int = 4, max_base: int = 
             f"(sides must share more factors of two; try 64 or 84x64)"
         )
     return plan
+
+
+def latent_size(G: nn.Module) -> int:
+    """Length of a generator's latent vector (every gankit generator sets ``latent``)."""
+    return cast(int, G.latent)  # a plain int attribute; Module.__getattr__ is typed Tensor | Module
+
+
+def class_count(G: nn.Module) -> int:
+    """Classes a generator is conditioned on: 0 for an unconditional one (or one from before labels)."""
+    return int(getattr(G, "num_classes", 0) or 0)
 
 
 def channels_at(width: int, level: int, top: int, cap: int = 8) -> int:
@@ -136,7 +147,9 @@ class CoordConv(nn.Module):
     def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d):
         super().__init__()
         self.conv = conv
-        self.xy = type(conv)(2, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+        # torch types a built conv's kernel_size/stride/padding as tuple[int, ...]; they are the 2-tuples it took
+        self.xy = type(conv)(2, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
+                             bias=False)
         # The maps for the last input seen: made once, not every step.  A plain
         # attribute, not a buffer, so checkpoints and DDP's buffer sync skip it.
         self._maps: torch.Tensor | None = None

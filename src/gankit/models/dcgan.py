@@ -22,9 +22,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.models.common import (DenseConv2d, DenseConvTranspose2d, MinibatchStd, Projection, SelfAttention,
-                                  attention_at, batch_norm, channels_at, check_labels, coord, init_weights,
-                                  plan_resolution, run_conditional)
+from gankit.models.common import (
+    DenseConv2d,
+    DenseConvTranspose2d,
+    MinibatchStd,
+    Projection,
+    SelfAttention,
+    attention_at,
+    batch_norm,
+    channels_at,
+    check_labels,
+    coord,
+    init_weights,
+    plan_resolution,
+    run_conditional,
+)
 from gankit.registry import MODELS
 
 

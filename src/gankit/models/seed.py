@@ -17,8 +17,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.models.common import (MinibatchStd, Projection, SelfAttention, attention_at, batch_norm, channels_at,
-                                  check_labels, coord, init_weights, plan_resolution, run_conditional)
+from gankit.models.common import (
+    MinibatchStd,
+    Projection,
+    SelfAttention,
+    attention_at,
+    batch_norm,
+    channels_at,
+    check_labels,
+    coord,
+    init_weights,
+    plan_resolution,
+    run_conditional,
+)
 from gankit.registry import MODELS
 
 
@@ -82,6 +93,7 @@ class SeedDiscriminator(nn.Module):
             c_in += 1
         self.features = nn.Sequential(*layers)
         flat = c_in * plan.base_h * plan.base_w
+        self.head: nn.Module
         if head:
             # (B, c*h0*w0) -> (B, head) -> (B, 1)
             self.head = nn.Sequential(nn.Linear(flat, head), nn.LeakyReLU(0.2, inplace=True), nn.Linear(head, 1))

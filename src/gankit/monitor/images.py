@@ -32,7 +32,7 @@ SEPARATOR = (80, 80, 80)  # grid lines: visible even between images with dark ba
 TEXT = (235, 235, 235)
 
 
-def to_uint8(images: "torch.Tensor") -> np.ndarray:
+def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) float in [-1, 1], C = 1 or 3 -> (B, H, W, 3) uint8."""
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images shaped (B, 1 or 3, H, W), got {tuple(images.shape)}")
@@ -44,7 +44,7 @@ def to_uint8(images: "torch.Tensor") -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
-def make_grid(images: "torch.Tensor", cols: int | None = None) -> Image.Image:
+def make_grid(images: torch.Tensor, cols: int | None = None) -> Image.Image:
     """Tile a batch into a grid as an RGB image: ``cols`` columns (a conditional
     run's grid: one row per class), by default a near-square ceil(sqrt(B))."""
     arr = to_uint8(images)  # (B, H, W, 3)
@@ -65,7 +65,7 @@ def upscale(img: Image.Image, min_side: int = MIN_GRID_SIDE) -> Image.Image:
     factor = min(factor, 8)
     if factor == 1:
         return img
-    return img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+    return img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
 
 
 def fit(img: Image.Image, max_side: int) -> Image.Image:
@@ -75,10 +75,10 @@ def fit(img: Image.Image, max_side: int) -> Image.Image:
         return img
     scale = max_side / longest
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.LANCZOS)
+    return img.resize(size, Image.Resampling.LANCZOS)
 
 
-def _font(size: int = 14) -> ImageFont.ImageFont:
+def _font(size: int = 14) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType: fixed bitmap font
@@ -93,7 +93,7 @@ def with_header(img: Image.Image, text: str) -> Image.Image:
     return out
 
 
-def side_by_side(real: "torch.Tensor", fake: "torch.Tensor", caption: str, cols: int | None = None) -> Image.Image:
+def side_by_side(real: torch.Tensor, fake: torch.Tensor, caption: str, cols: int | None = None) -> Image.Image:
     """Real grid on the left, generated grid on the right, each labelled, with a caption line on top
     (both ``cols`` wide when given: a row per class)."""
     left = upscale(make_grid(real, cols))
@@ -101,9 +101,9 @@ def side_by_side(real: "torch.Tensor", fake: "torch.Tensor", caption: str, cols:
     height = max(left.height, right.height)
     # Both grids drawn at the same height so they compare at a glance.
     if left.height != height:
-        left = left.resize((round(left.width * height / left.height), height), Image.NEAREST)
+        left = left.resize((round(left.width * height / left.height), height), Image.Resampling.NEAREST)
     if right.height != height:
-        right = right.resize((round(right.width * height / right.height), height), Image.NEAREST)
+        right = right.resize((round(right.width * height / right.height), height), Image.Resampling.NEAREST)
     left, right = with_header(left, "real"), with_header(right, "generated (fixed z)")
     gap = 12
     body = Image.new("RGB", (left.width + gap + right.width, left.height), BACKGROUND)
@@ -127,7 +127,7 @@ class FrameStore:
                 loaded = []
             self.frames = [f for f in loaded if (folder / str(f.get("file", ""))).exists()]
 
-    def add(self, fake: "torch.Tensor", epoch: int, kimg: float, step: int, cols: int | None = None) -> None:
+    def add(self, fake: torch.Tensor, epoch: int, kimg: float, step: int, cols: int | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         # A resumed run may replay steps: frames from the abandoned timeline go.
         while self.frames and self.frames[-1]["step"] >= step:

@@ -56,7 +56,7 @@ def _plain(value: Any) -> Any:
 class RunMonitor:
     """Watches one run; see the module docstring.  Not thread-safe: call it from the training loop only."""
 
-    def __init__(self, run_dir: Path, config: "TrainConfig", *, resume: bool = False,
+    def __init__(self, run_dir: Path, config: TrainConfig, *, resume: bool = False,
                  real_preview: torch.Tensor | None = None, thresholds: HealthThresholds | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.files = RunDir(self.run_dir)
@@ -82,7 +82,7 @@ class RunMonitor:
         self._stop: tuple[str, float] | None = None
 
     # ------------------------------------------------------------ tensorboard
-    def _tb(self, step: int) -> "SummaryWriter | None":
+    def _tb(self, step: int) -> SummaryWriter | None:
         if not self.config.tensorboard:
             return None
         went_back = step < self._last_step
@@ -255,7 +255,7 @@ class RunMonitor:
         return self._verdict
 
     # convenience for `with RunMonitor(...) as mon:` in notebooks and tests
-    def __enter__(self) -> "RunMonitor":
+    def __enter__(self) -> RunMonitor:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

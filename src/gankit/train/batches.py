@@ -6,7 +6,7 @@ to float in [-1, 1].  The epoch order comes from a generator seeded by
 (seed, epoch), so every rank of a torchrun job agrees on it without talking,
 and a resumed run draws the same order again.
 
-A labelled dataset can give each batch its labels (``get(..., labels=True)``,
+A labelled dataset can give each batch its labels (``pair(..., labels=True)``,
 for conditional runs) and, with ``class_balance``, an epoch order drawn
 uniformly over classes (with replacement) instead of a permutation.
 
@@ -58,7 +58,7 @@ class BatchSource:
     def _balanced(self, gen: torch.Generator) -> torch.Tensor:
         """An epoch's worth of indices, (N,): each one a uniform class (of those with
         images), then a uniform image of that class; rare classes repeat within an epoch."""
-        labels = self.labels
+        labels = self._labels()
         members = torch.argsort(labels, stable=True)  # indices grouped by class
         counts = torch.bincount(labels, minlength=self.dataset.num_classes)
         starts = torch.cumsum(counts, 0) - counts
@@ -79,25 +79,30 @@ class BatchSource:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def get(self, indices: torch.Tensor, labels: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The images at ``indices`` (in memory order when read from disk); with
-        ``labels`` also their (B,) int64 classes, in the same order, on the device."""
+    def _read_order(self, indices: torch.Tensor) -> torch.Tensor:
+        """The order the images at ``indices`` are read in: as given from memory,
+        sorted from disk (a memory map reads fastest front to back)."""
+        return indices if self.resident is not None else torch.from_numpy(np.sort(indices.numpy()))
+
+    def get(self, indices: torch.Tensor) -> torch.Tensor:
+        """The images at ``indices``, in `_read_order`."""
+        idx = self._read_order(indices)
         if self.resident is not None:
-            idx = indices.to(self.device, non_blocking=True)
-            images = self.to_float(self.resident[idx])
-        else:
-            idx = torch.from_numpy(np.sort(indices.numpy()))
-            images = self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx.numpy()])))
-        if not labels:
-            return images
-        y = self.labels[idx.cpu()].to(self.device, non_blocking=True)
-        return images, y
+            return self.to_float(self.resident[idx.to(self.device, non_blocking=True)])
+        return self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx.numpy()])))
 
     def pair(self, indices: torch.Tensor, labels: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(images, their classes) with ``labels`` (a conditional run), else (images, None)."""
+        """(images, their (B,) int64 classes on the device, in the same order) with
+        ``labels`` (a conditional run), else (images, None)."""
         if not labels:
-            return self.get(indices), None  # type: ignore[return-value]
-        return self.get(indices, labels=True)  # type: ignore[return-value]
+            return self.get(indices), None
+        y = self._labels()[self._read_order(indices).cpu()].to(self.device, non_blocking=True)
+        return self.get(indices), y
+
+    def _labels(self) -> torch.Tensor:
+        if self.labels is None:
+            raise ValueError(f"dataset {self.dataset.path} has no labels")
+        return self.labels
 
     def preview(self, count: int) -> torch.Tensor:
         """A fixed set of real images (the left half of every sample grid); with a
@@ -107,8 +112,8 @@ class BatchSource:
         if self.preview_grid is None:
             return self.get(perm[: min(count, len(self.dataset))])
         rows, cols = self.preview_grid
-        labels = self.labels[perm]
-        tiles = []
+        labels = self._labels()[perm]
+        tiles: list[torch.Tensor] = []
         for c in range(rows):
             mine = perm[labels == c][:cols]  # a class with fewer images repeats its first; none: grey tiles
             for i in range(cols):

@@ -14,7 +14,8 @@ global batch and sliced per rank, so N ranks compute what one process would.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
