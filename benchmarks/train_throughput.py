@@ -176,7 +176,7 @@ class Gankit:
     def step(self) -> None:
         j = self.i % self.parts.batches.iters
         self.i += 1
-        self.stats.add(self.parts.step(self.parts.batch_of(self.order, j)))
+        self.stats.add(self.parts.step(*self.parts.batch_of(self.order, j)))
 
 
 # ------------------------------------------------------------------ measuring

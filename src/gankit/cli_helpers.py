@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from gankit.device import DEVICE_HELP
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows defaults and keeps the line breaks of descriptions."""
@@ -31,3 +33,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+CHECKPOINT_HELP = ("best (the best evaluated state, checkpoints/best.pt), last (the newest), a file, or a name "
+                   "in checkpoints/ (default: best when the run has one, else last)")
+
+
+def add_generator_flags(p: argparse.ArgumentParser, verb: str = "use", device: str | None = "auto") -> None:
+    """--checkpoint, --no-ema and (unless ``device`` is None) --device: which
+    generator of a run a command takes, and where it runs it."""
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--no-ema", action="store_true", help=f"{verb} the raw generator instead of its EMA")
+    if device is not None:
+        p.add_argument("--device", default=device, help=DEVICE_HELP)

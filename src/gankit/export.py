@@ -213,15 +213,13 @@ onnx (onnxruntime & co., dynamic batch) or torchscript (torch.jit.load, no ganki
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
-    from gankit.sample import CHECKPOINT_HELP
+    from gankit.cli_helpers import HelpFormatter, add_generator_flags
 
     p = sub.add_parser("export", help="write the generator as safetensors, ONNX or TorchScript",
                        description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("run", help="run directory, checkpoint file or .safetensors generator file")
     p.add_argument("--format", choices=tuple(FORMATS), default="safetensors", help="file format")
     p.add_argument("--out", default=None, help="output file (default: generator.safetensors/.onnx/.pt here)")
-    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
-    p.add_argument("--no-ema", action="store_true", help="export the raw generator instead of its EMA")
+    add_generator_flags(p, verb="export", device=None)
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default: {OPSET})")
     p.set_defaults(func=run, _parser=p)

@@ -194,9 +194,7 @@ features of the encoder trained on the run's dataset), and write
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli_helpers import HelpFormatter, positive_int
-    from gankit.device import DEVICE_HELP
-    from gankit.sample import CHECKPOINT_HELP
+    from gankit.cli_helpers import HelpFormatter, add_generator_flags, positive_int
 
     p = sub.add_parser("project", help="find the latents that reproduce given images", description=DESCRIPTION,
                        formatter_class=HelpFormatter)
@@ -214,9 +212,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feature-weight", type=float, default=1.0, help="weight of the perceptual term (pixels: 1)")
     p.add_argument("--candidates", type=positive_int, default=64, help="random latents tried as starting points")
     p.add_argument("--seed", type=int, default=0, help="seed of those random latents")
-    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_generator_flags(p, device="cpu")
     p.set_defaults(func=run, _parser=p)
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gankit.cli import positive_int
+from gankit import cli_helpers
+from gankit.cli_helpers import positive_int
 from gankit.config import TrainConfig
-from gankit.device import DEVICE_HELP, resolve_device
+from gankit.device import resolve_device
 from gankit.errors import UsageError
 from gankit.inputs import expect_run
 from gankit.models import config_generator
@@ -34,8 +35,7 @@ from gankit.train import checkpoint as ckpt
 SAFETENSORS = ".safetensors"  # gankit export's weights-only generator file
 
 
-CHECKPOINT_HELP = ("best (the best evaluated state, checkpoints/best.pt), last (the newest), a file, or a name "
-                   "in checkpoints/ (default: best when the run has one, else last)")
+CHECKPOINT_HELP = cli_helpers.CHECKPOINT_HELP  # also read by the commands that import it from here
 
 
 def find_checkpoint(run: str | Path, checkpoint: str | Path | None = None) -> Path:
@@ -227,16 +227,14 @@ def class_walk(G: nn.Module, start: int, end: int, steps: int = 16, seed: int = 
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
+    from gankit.cli_helpers import HelpFormatter
 
     s = sub.add_parser("sample", help="write images from a trained generator", formatter_class=HelpFormatter)
     s.add_argument("run", help="run directory (or a checkpoint file)")
     s.add_argument("--num", type=positive_int, default=64, help="number of images")
     s.add_argument("--out", default="samples", help="a folder (one PNG per image) or a .png file (one grid)")
     s.add_argument("--seed", type=int, default=0, help="latent seed: the same seed gives the same images")
-    s.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
-    s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    s.add_argument("--device", default="auto", help=DEVICE_HELP)
+    cli_helpers.add_generator_flags(s)
     s.add_argument("--truncation", type=psi_value, default=1.0, metavar="PSI",
                    help="truncation psi in [0, 1]: lower gives more typical, less varied images (1: off)")
     s.add_argument("--truncation-sweep", type=positive_int, nargs="?", const=6, default=None, metavar="COLS",
@@ -254,10 +252,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--steps", type=positive_int, default=16, help="frames between two latents")
     i.add_argument("--grid", type=positive_int, default=4, help="walks shown side by side (a grid of this many)")
     i.add_argument("--seed", type=int, default=0, help="latent seed")
-    i.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
-    i.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     i.add_argument("--fps", type=positive_int, default=12, help="GIF frames per second")
-    i.add_argument("--device", default="auto", help=DEVICE_HELP)
+    cli_helpers.add_generator_flags(i)
     i.add_argument("--truncation", type=psi_value, default=1.0, metavar="PSI", help="truncation psi in [0, 1] (1: off)")
     i.add_argument("--class", dest="cls", default=None, metavar="NAME",
                    help="conditional runs: walk through latents of this class (default: a random class per walk)")

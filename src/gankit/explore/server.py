@@ -168,18 +168,14 @@ a seed large, a slider between two seeds, a truncation slider, PNG downloads.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli_helpers import HelpFormatter, positive_int
-    from gankit.device import DEVICE_HELP
-    from gankit.sample import CHECKPOINT_HELP
+    from gankit.cli_helpers import HelpFormatter, add_generator_flags, positive_int
 
     p = sub.add_parser("explore", help="browse a generator in a local web page", description=DESCRIPTION,
                        formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, checkpoints or .safetensors files")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
-    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_generator_flags(p)
     p.add_argument("--max-batch", type=positive_int, default=64, help="most seeds one request may ask for")
     p.set_defaults(func=run, _parser=p)
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gankit.cli import positive_int
+from gankit.cli_helpers import positive_int
 from gankit.errors import UsageError
 from gankit.runpaths import RunDir
 
@@ -49,8 +49,7 @@ def _metrics(text: str) -> list[str]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
-    from gankit.sample import CHECKPOINT_HELP
+    from gankit.cli_helpers import HelpFormatter, add_generator_flags
 
     p = sub.add_parser("eval", help="FID, KID, precision/recall, density/coverage of a run or of two image sets",
                        description=EVAL_HELP, formatter_class=HelpFormatter)
@@ -62,12 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "None: all of them (agreement only where there are classes)")
     p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
-    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
-    p.add_argument("--no-ema", action="store_true", help="score the raw generator instead of its EMA")
+    add_generator_flags(p, verb="score")
     p.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--download", action="store_true", help="download the Inception weights if they are missing")
     p.add_argument("--batch", type=positive_int, default=64, help="images per forward pass")
-    p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real-image subset")
     p.add_argument("--json", action="store_true", help="print one JSON object, metric -> value")
     p.add_argument("--out", default=None,

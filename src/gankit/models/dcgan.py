@@ -14,7 +14,7 @@ CoordConv: it also sees the row and column of each pixel.  ``attention`` > 0
 puts a SelfAttention layer in G after the block whose maps are that many
 pixels wide.  ``num_classes`` > 0 makes both conditional (G(z, y), D(x, y)):
 every BatchNorm of G takes a class-dependent gain and bias, and D adds a
-projection term to its logit (see models/common.py); 0 builds exactly the
+projection term to its logit (see models/conditional.py); 0 builds exactly the
 unconditional models, parameter for parameter.
 """
 from __future__ import annotations
@@ -26,17 +26,14 @@ from gankit.models.common import (
     DenseConv2d,
     DenseConvTranspose2d,
     MinibatchStd,
-    Projection,
     SelfAttention,
     attention_at,
-    batch_norm,
     channels_at,
-    check_labels,
     coord,
     init_weights,
     plan_resolution,
-    run_conditional,
 )
+from gankit.models.conditional import Projection, batch_norm, check_labels, run_conditional
 from gankit.registry import MODELS
 
 

@@ -19,17 +19,14 @@ from torch import nn
 
 from gankit.models.common import (
     MinibatchStd,
-    Projection,
     SelfAttention,
     attention_at,
-    batch_norm,
     channels_at,
-    check_labels,
     coord,
     init_weights,
     plan_resolution,
-    run_conditional,
 )
+from gankit.models.conditional import Projection, batch_norm, check_labels, run_conditional
 from gankit.registry import MODELS
 
 

@@ -15,7 +15,7 @@ from gankit.runpaths import RunDir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
+    from gankit.cli_helpers import HelpFormatter
 
     p = sub.add_parser(
         "report",

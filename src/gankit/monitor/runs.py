@@ -23,7 +23,7 @@ RECENT_S = 300  # a run without summary.json whose files changed this recently i
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
+    from gankit.cli_helpers import HelpFormatter
 
     p = sub.add_parser("runs", help="list the runs under a folder: status, kimg, best score, last change",
                        formatter_class=HelpFormatter,

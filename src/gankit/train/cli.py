@@ -30,7 +30,7 @@ RESUME_HELP = ("continue a run: its directory, its name under --out, a checkpoin
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
+    from gankit.cli_helpers import HelpFormatter
     from gankit.presets import PRESETS, describe_presets
 
     p = sub.add_parser("train", help="train a GAN on a dataset", formatter_class=HelpFormatter, add_help=False,

@@ -12,7 +12,7 @@ from gankit.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from gankit.cli import HelpFormatter
+    from gankit.cli_helpers import HelpFormatter
 
     p = sub.add_parser("presets", help="list the presets, or show one preset's values and why",
                        formatter_class=HelpFormatter,
