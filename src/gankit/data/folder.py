@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,23 +73,17 @@ def import_folder(
     src: str | os.PathLike[str],
     size: int | str | tuple[int, int],
     out: str | os.PathLike[str],
-    fit: str = "crop",
-    background: str = "white",
-    grayscale: bool = False,
-    dedupe: bool = False,
-    resize: str = "lanczos",
-    workers: int = 4,
-    progress: bool = True,
     labels: str = "none",
-    existing: str = "refuse",
+    **options: Any,
 ) -> ImageDataset:
     """Import every image under ``src`` into the dataset folder ``out``.
 
-    Skipped files (with reasons) are in ``manifest["skipped"]``; the dataset
-    is written even when nothing was usable, so the reasons can be read.
-    ``labels="subdirs"`` makes the first-level sub-folders the classes.  A
-    dataset already in ``out`` is refused unless ``existing`` is "overwrite" or
-    "append".
+    ``options`` are `import_files`' own (fit, background, grayscale, dedupe,
+    resize, workers, progress, existing).  Skipped files (with reasons) are in
+    ``manifest["skipped"]``; the dataset is written even when nothing was
+    usable, so the reasons can be read.  ``labels="subdirs"`` makes the
+    first-level sub-folders the classes.  A dataset already in ``out`` is
+    refused unless ``existing`` is "overwrite" or "append".
     """
     root = Path(src)
     if not root.is_dir():
@@ -99,17 +94,14 @@ def import_folder(
     if not files:
         raise UsageError(f"SRC: no files under {root}")
     if labels == "none":
-        return import_files(root, files, size, out, fit=fit, background=background, grayscale=grayscale,
-                            dedupe=dedupe, resize=resize, workers=workers, progress=progress, existing=existing)
+        return import_files(root, files, size, out, **options)
     parts = [f.relative_to(root).parts for f in files]
     classes = sorted({p[0] for p in parts if len(p) > 1})
     if not classes:
         raise UsageError(f"--labels subdirs: {root} has no sub-folder holding files; each class needs one")
     index = {name: i for i, name in enumerate(classes)}
-    return import_files(root, files, size, out, fit=fit, background=background, grayscale=grayscale,
-                        dedupe=dedupe, resize=resize, workers=workers, progress=progress, classes=classes,
-                        labels=[index[p[0]] if len(p) > 1 else None for p in parts], label_mode=labels,
-                        existing=existing)
+    return import_files(root, files, size, out, classes=classes, label_mode=labels,
+                        labels=[index[p[0]] if len(p) > 1 else None for p in parts], **options)
 
 
 def _check_options(size: int | str | tuple[int, int], fit: str, resize: str,

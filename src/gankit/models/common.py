@@ -55,6 +55,16 @@ def plan_resolution(height: int, width: int, min_base: int = 4, max_base: int = 
     return plan
 
 
+class GeneratorBase(nn.Module):
+    """What every gankit generator declares: the image size it draws, the
+    length of its latent vector and its classes (0: unconditional)."""
+
+    def __init__(self, height: int, width: int, channels: int, latent: int, num_classes: int = 0):
+        super().__init__()
+        self.latent, self.height, self.width, self.channels = latent, height, width, channels
+        self.num_classes = num_classes
+
+
 def latent_size(G: nn.Module) -> int:
     """Length of a generator's latent vector (every gankit generator sets ``latent``)."""
     return cast(int, G.latent)  # a plain int attribute; Module.__getattr__ is typed Tensor | Module

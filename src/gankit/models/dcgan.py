@@ -25,6 +25,7 @@ from torch import nn
 from gankit.models.common import (
     DenseConv2d,
     DenseConvTranspose2d,
+    GeneratorBase,
     MinibatchStd,
     SelfAttention,
     attention_at,
@@ -37,12 +38,10 @@ from gankit.models.conditional import Projection, batch_norm, check_labels, run_
 from gankit.registry import MODELS
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(GeneratorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
                  coords: bool = False, attention: int = 0, num_classes: int = 0):
-        super().__init__()
-        self.latent, self.height, self.width, self.channels = latent, height, width, channels
-        self.num_classes = num_classes
+        super().__init__(height, width, channels, latent, num_classes)
         plan = plan_resolution(height, width)
         n = plan.doublings
         attend = attention_at(attention, [plan.base_w * 2 ** level for level in range(n)])
