@@ -72,3 +72,66 @@ def test_the_quadrant_follows_the_global_generator():
         torch.manual_seed(seed)
         seen.add(D(real, reconstruct=True)[1].item())
     assert len(seen) > 1  # several quadrants are drawn
+
+
+# ------------------------------------------------------------- in training
+TINY = dict(model="fastgan", width_g=4, width_d=4, latent=8, batch=8, log_every=8, num_samples=4,
+            tensorboard=False, health=False, checkpoint_every=100)
+
+
+@pytest.fixture(scope="module")
+def data32(tmp_path_factory):
+    from gankit.data import write_dataset
+
+    from conftest import blobs
+
+    return write_dataset(tmp_path_factory.mktemp("fg") / "ds", blobs(64, size=32), source="test-blobs")
+
+
+def _train(data, out, name, **kw):
+    import gankit
+    from gankit.config import TrainConfig
+
+    return gankit.train(TrainConfig.from_preset("", data=str(data.path), out=str(out), name=name, **{**TINY, **kw}))
+
+
+def _state(run):
+    from gankit.train import checkpoint as ckpt
+
+    return torch.load(ckpt.latest_checkpoint(run / "checkpoints"), map_location="cpu", weights_only=True)
+
+
+@pytest.mark.parametrize("loss,extra", [("hinge", {"diffaugment": "color,translation"}), ("bce", {"ada": True}),
+                                        ("wgan-gp", {"n_critic": 2}), ("lsgan", {"r1": 1.0})])
+def test_trains_with_each_loss_and_its_decoders_learn(data32, tmp_path, loss, extra):
+    run = _train(data32, tmp_path, loss, loss=loss, epochs=4, **extra)  # 8 iterations x 4
+    first = torch.load(run / "checkpoints" / "ckpt-000000000.pt", map_location="cpu", weights_only=True)
+    last = _state(run)
+    assert last["counters"]["d_steps"] == 32
+    moved = [k for k in last["D"] if k.startswith("decode_") and k.endswith("weight")
+             and not torch.equal(first["D"][k], last["D"][k])]
+    assert moved, "the reconstruction loss never reached the decoders"
+    batchnorm = any(k.startswith("downs.") and "running_mean" in k for k in last["D"])
+    assert batchnorm == (loss != "wgan-gp")  # a gradient penalty drops the BatchNorm of D's scoring path
+
+
+def test_resume_is_bit_identical(data32, tmp_path):
+    from gankit.cli import main
+
+    straight = _train(data32, tmp_path, "straight", epochs=2)
+    split = _train(data32, tmp_path, "split", epochs=1)
+    assert main(["train", "--resume", str(split), "--epochs", "2"]) == 0
+    a, b = _state(straight), _state(split)
+    for part in ("G", "D", "G_ema"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+
+
+def test_options_it_lacks_are_named(data32, tmp_path):
+    for flag, kw in (("--d-head", {"d_head": 16}), ("--coord-conv", {"coord_conv": True}), ("--mbstd", {"mbstd": 2})):
+        with pytest.raises(UsageError, match=flag):
+            _train(data32, tmp_path, flag.strip("-"), epochs=1, **kw)
+    with pytest.raises(UsageError, match="conditional"):
+        from gankit.models import build_generator
+
+        build_generator("fastgan", 32, 32, 3, 8, 4, num_classes=3)

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import UsageError
-from gankit.models.common import channels_at, init_weights, plan_resolution
+from gankit.models.common import GeneratorBase, Plan, channels_at, init_weights, plan_resolution
+from gankit.registry import MODELS
 
 
 def _up_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -75,13 +76,30 @@ def excitation_pairs(doublings: int) -> list[tuple[int, int]]:
     return [(s, s + gap) for s in range(1, doublings + 1) if s + gap <= doublings][:3]
 
 
-class FastGANGenerator(nn.Module):
+def _refuse(**options: object) -> None:
+    """A UsageError naming the first option this model does not have."""
+    for flag, value in options.items():
+        if value:
+            raise UsageError(f"--{flag.replace('_', '-')}: the fastgan model has no such option; drop it "
+                             "(or use --model dcgan)")
+
+
+def check_size(height: int, width: int) -> Plan:
+    """The resolution plan, if the decoders have the maps they read (3 doublings or more)."""
+    plan = plan_resolution(height, width)
+    if plan.doublings < 3:
+        raise UsageError(f"--model fastgan: {height}x{width} is too small for its decoders; use 32 px or more "
+                         "(sides divisible by 8)")
+    return plan
+
+
+class FastGANGenerator(GeneratorBase):
     """z (B, latent) -> images (B, C, H, W) in [-1, 1]."""
 
-    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 32):
-        super().__init__()
-        self.latent, self.height, self.width, self.channels = latent, height, width, channels
-        self.num_classes = 0
+    def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 32,
+                 coords: bool = False, attention: int = 0):
+        _refuse(coord_conv=coords, attention=attention)
+        super().__init__(height, width, channels, latent)
         plan = plan_resolution(height, width)
         n = plan.doublings
         widths = [channels_at(base, level, n) for level in range(n + 1)]  # 64 px, base 32: 512 256 128 64 32
@@ -143,13 +161,12 @@ class FastGANDiscriminator(nn.Module):
     ``norm='none'`` drops BatchNorm (gradient-penalty losses need per-sample D)."""
 
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 32, norm: str = "batch",
-                 decoder_width: int = 32):
+                 decoder_width: int | None = None, mbstd: int = 0, coords: bool = False, head: int = 0):
+        _refuse(mbstd=mbstd, coord_conv=coords, d_head=head)
         super().__init__()
-        plan = plan_resolution(height, width)
+        self.num_classes = 0
+        plan = check_size(height, width)
         n = plan.doublings
-        if n < 3:
-            raise UsageError(f"--model fastgan: {height}x{width} is too small for its decoders; use 32 px or more "
-                             "(sides divisible by 8)")
         self.doublings = n
         widths = [channels_at(base, level, n) for level in range(n + 1)]  # indexed by level, as in G
         use_bn = norm == "batch"
@@ -158,6 +175,7 @@ class FastGANDiscriminator(nn.Module):
         downs += [_down_block(widths[k], widths[k - 1], use_bn) for k in range(n - 1, 0, -1)]
         self.downs = nn.ModuleList(downs)
         self.logit = nn.Conv2d(widths[0], 1, (plan.base_h, plan.base_w), 1, 0)  # (B, w0, h0, w0) -> (B, 1, 1, 1)
+        decoder_width = decoder_width or base  # the decoders are as wide as D's last block
         self.decode_whole = Decoder(widths[1], channels, decoder_width)  # base*2 map -> image at base*16
         self.decode_part = Decoder(widths[2], channels, decoder_width)  # a quadrant of the base*4 map
         init_weights(self)
@@ -201,3 +219,9 @@ def _l1_at_smaller(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     elif a.shape[-2:] != b.shape[-2:]:
         b = F.interpolate(b, size=a.shape[-2:], mode="area")
     return F.l1_loss(a, b)
+
+
+# D's BatchNorm can be switched off; not class-conditional; its D reconstructs real images
+# (the training step calls D(real, reconstruct=True) and adds the loss to D's)
+MODELS.add("fastgan", generator=FastGANGenerator, discriminator=FastGANDiscriminator, d_norm=True,
+           conditional=False, check_size=check_size, reconstructs=True)

@@ -17,6 +17,7 @@ from torch import nn
 from gankit.augment import diff_augment
 from gankit.config import TrainConfig
 from gankit.losses import config_loss
+from gankit.registry import MODELS
 from gankit.regularize import instance_noise, r1_penalty
 from gankit.train import distributed as dist_util
 from gankit.train.conditioning import Conditioning, bind
@@ -104,6 +105,8 @@ class TrainStep:
     def __init__(self, cfg: TrainConfig, state: TrainState, progress: Callable[[], float],
                  cond: Conditioning | None = None) -> None:
         self.cfg, self.state, self.progress, self.cond = cfg, state, progress, cond
+        # a model whose D reconstructs real images from its features (fastgan) adds that loss to D's
+        self.reconstructs = bool(MODELS.get(cfg.model).get("reconstructs"))
         self.loss = config_loss(cfg)
         self.amp_dtype = autocast_dtype(cfg.precision)
 
@@ -151,13 +154,20 @@ class TrainStep:
             real_in = self._augment(real)
             if do_r1:
                 real_in = real_in.detach().requires_grad_(True)
-            real_logits = bind(s.D_train, y_real)(real_in).float()  # augmentation changes images, never labels
+            recon = None
+            if self.reconstructs:  # (unconditional models only: no labels to pass)
+                real_logits, recon = s.D_train(real_in, reconstruct=True)
+                real_logits = real_logits.float()
+            else:
+                real_logits = bind(s.D_train, y_real)(real_in).float()  # augmentation changes images, never labels
             fake_logits = bind(s.D_train, y_fake)(self._augment(fake)).float()
             loss_d = self.loss.d_loss(real_logits, fake_logits)
             # wgan-gp's points between real and fake images are scored as the real images' classes
             penalty = self.loss.d_penalty(bind(s.D_train, y_real), real_in.detach(), fake)
             if penalty is not None:
                 loss_d = loss_d + penalty
+            if recon is not None:
+                loss_d = loss_d + recon.float()
             if do_r1:  # lazy R1: every r1_every steps, weighted up by as much
                 loss_d = loss_d + r1_penalty(real_logits, real_in) * (cfg.r1 / 2) * cfg.r1_every
         if s.ada is not None:
