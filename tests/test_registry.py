@@ -53,7 +53,7 @@ def test_unknown_names_are_usage_errors_naming_flag_and_valid_names(build, flag)
 
 def test_builtin_names_in_registration_order():
     assert LOSSES.names() == ["bce", "wgan", "wgan-gp", "hinge", "lsgan"]
-    assert set(MODELS.names()) == {"seed", "dcgan"}
+    assert set(MODELS.names()) == {"seed", "dcgan", "fastgan"}
     assert DIFFAUGMENT_OPS.names() == ["color", "translation", "translation_x", "cutout"]
     assert ADA_OPS.names() == ["flip", "translation", "color", "cutout"]
     for name in LOSSES:
