@@ -17,9 +17,9 @@ resolution plans rather than the paper's fixed 256-1024 px towers:
 
 Where the paper is specific to its sizes we chose: gates go from the map at
 ``base*2`` pixels to the one 3 doublings up (4 on plans with 5+ doublings),
-at most three gates; the decoders draw 8x their input map and are compared with the real
-image (or quadrant) at whichever of the two sizes is smaller and the distance is L1 (the paper uses
-LPIPS, which needs downloaded weights).  The discriminator returns one logit
+at most three gates; the decoders draw half the image side (at most
+128 px) and are compared with the real image (or quadrant) resized to that;
+the distance is L1 (the paper uses LPIPS, which needs downloaded weights).  The discriminator returns one logit
 per image, like every gankit discriminator, so every loss applies.
 
 Shapes are noted for a 64x64 RGB image (plan: 4x4 base, 4 doublings).
@@ -64,6 +64,16 @@ class SkipExcitation(nn.Module):
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         return high * self.net(low)
+
+
+def decoder_doublings(height: int, map_height: int) -> int:
+    """Upsamplings from a ``map_height`` map to half the image height (at most 128), at least one.
+
+    64 px from an 8x8 map: 2 (to 32x32); 256 px: 4 (to 128x128)."""
+    target, ups = min(height // 2, 128), 1
+    while map_height * 2 ** (ups + 1) <= target:
+        ups += 1
+    return ups
 
 
 def excitation_pairs(doublings: int) -> list[tuple[int, int]]:
@@ -137,17 +147,17 @@ def _down_block(c_in: int, c_out: int, norm: bool) -> nn.Sequential:
 
 
 class Decoder(nn.Module):
-    """(B, c, h, w) -> (B, C, 8h, 8w) in [-1, 1]: three upsample blocks and a conv.
+    """(B, c, h, w) -> (B, C, h * 2**ups, w * 2**ups) in [-1, 1]: ``ups`` upsample
+    blocks (``width`` channels in the last, twice as many in each before) and a conv.
 
     Small on purpose: it must not be able to reconstruct from features that
     carry no description of the image."""
 
-    def __init__(self, c_in: int, channels: int, width: int = 32):
+    def __init__(self, c_in: int, channels: int, width: int = 32, ups: int = 3):
         super().__init__()
-        self.net = nn.Sequential(
-            _up_block(c_in, width * 4), _up_block(width * 4, width * 2), _up_block(width * 2, width),
-            nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh(),
-        )
+        widths = [width * 2 ** (ups - 1 - i) for i in range(ups)]  # ups=3: 4w, 2w, w
+        blocks = [_up_block(a, b) for a, b in zip([c_in, *widths[:-1]], widths, strict=True)]
+        self.net = nn.Sequential(*blocks, nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -176,8 +186,12 @@ class FastGANDiscriminator(nn.Module):
         self.downs = nn.ModuleList(downs)
         self.logit = nn.Conv2d(widths[0], 1, (plan.base_h, plan.base_w), 1, 0)  # (B, w0, h0, w0) -> (B, 1, 1, 1)
         decoder_width = decoder_width or base  # the decoders are as wide as D's last block
-        self.decode_whole = Decoder(widths[1], channels, decoder_width)  # base*2 map -> image at base*16
-        self.decode_part = Decoder(widths[2], channels, decoder_width)  # a quadrant of the base*4 map
+        # Both decoders start from maps of the base*2 size (the whole base*2 map, a quadrant of the
+        # base*4 one) and draw half the image side, at most 128 px, as the paper does at 256 px:
+        # drawing the full side cost 16-20x D's scoring path on a CPU (docs/small-data.md).
+        ups = decoder_doublings(height, plan.base_h * 2)
+        self.decode_whole = Decoder(widths[1], channels, decoder_width, ups)
+        self.decode_part = Decoder(widths[2], channels, decoder_width, ups)
         init_weights(self)
 
     def features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
