@@ -86,7 +86,9 @@ class BatchSource:
 
     def get(self, indices: torch.Tensor) -> torch.Tensor:
         """The images at ``indices``, in `_read_order`."""
-        idx = self._read_order(indices)
+        return self._images_at(self._read_order(indices))
+
+    def _images_at(self, idx: torch.Tensor) -> torch.Tensor:
         if self.resident is not None:
             return self.to_float(self.resident[idx.to(self.device, non_blocking=True)])
         return self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx.numpy()])))
@@ -94,10 +96,10 @@ class BatchSource:
     def pair(self, indices: torch.Tensor, labels: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(images, their (B,) int64 classes on the device, in the same order) with
         ``labels`` (a conditional run), else (images, None)."""
+        idx = self._read_order(indices)  # once: the images and their classes in the same order
         if not labels:
-            return self.get(indices), None
-        y = self._labels()[self._read_order(indices).cpu()].to(self.device, non_blocking=True)
-        return self.get(indices), y
+            return self._images_at(idx), None
+        return self._images_at(idx), self._labels()[idx.cpu()].to(self.device, non_blocking=True)
 
     def _labels(self) -> torch.Tensor:
         if self.labels is None:
