@@ -296,6 +296,18 @@ class SelfAttention(nn.Module):
         return x + self.gamma * out
 
 
+def generator_layout(height: int, width: int, base: int, attention: int, first: int) -> tuple[Plan, int | None, int]:
+    """What a doubling generator needs before its first layer: the plan, the
+    block after which ``--attention`` puts SelfAttention (None: none) and the
+    first block's channels.  Block k's maps are ``base_w * 2**(first + k)``
+    wide: ``first`` 0 when the start block may take attention (dcgan), 1 when
+    only upsampled maps may (seed)."""
+    plan = plan_resolution(height, width)
+    n = plan.doublings
+    attend = attention_at(attention, [plan.base_w * 2 ** level for level in range(first, n)])
+    return plan, attend, channels_at(base, 0, n - 1)
+
+
 def attention_at(size: int, widths: list[int]) -> int | None:
     """Index into ``widths`` (the feature-map widths a model goes through) of
     the map ``size`` pixels wide that gets a SelfAttention; None for size 0."""

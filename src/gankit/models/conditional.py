@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.models.common import MinibatchStd, channels_at, init_weights, plan_resolution
+
 
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm whose gain and bias depend on the class (de Vries et al.
@@ -90,3 +92,37 @@ def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
         raise TypeError(f"{who} is conditional ({num_classes} classes): call it with class indices y (B,) too")
     if not num_classes and y is not None:
         raise TypeError(f"{who} is unconditional: call it without y")
+
+
+class DiscriminatorBase(nn.Module):
+    """What the down-sampling discriminators share: the resolution plan, the
+    channels of each stride-2 level, the optional minibatch-std map, and the
+    projection term, made last so that the unconditional parameters are drawn
+    exactly as without classes."""
+
+    check_size = staticmethod(plan_resolution)  # the sizes this family builds (MODELS' check_size)
+
+    def __init__(self, height: int, width: int, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.plan = plan_resolution(height, width)
+
+    def levels(self, channels: int, base: int) -> list[tuple[int, int]]:
+        """(in, out) channels of each stride-2 level: channels -> ... -> up to 8*base."""
+        n = self.plan.doublings
+        outs = [channels_at(base, n - 1 - level, n - 1) for level in range(n)]  # base, 2*base, ... (capped)
+        return list(zip([channels, *outs[:-1]], outs))
+
+    @staticmethod
+    def add_mbstd(layers: list[nn.Module], group: int, channels: int) -> int:
+        """Append a MinibatchStd map when ``group`` > 0; the channel count after it."""
+        if not group:
+            return channels
+        layers.append(MinibatchStd(group))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
+        return channels + 1
+
+    def finish(self, features: int) -> None:
+        """DCGAN init, then the projection reading ``features``-channel maps (B, c, h0, w0) -> (B,)."""
+        init_weights(self)
+        if self.num_classes:
+            self.projection = Projection(features, self.num_classes)

@@ -26,15 +26,13 @@ from gankit.models.common import (
     DenseConv2d,
     DenseConvTranspose2d,
     GeneratorBase,
-    MinibatchStd,
     SelfAttention,
-    attention_at,
     channels_at,
     coord,
+    generator_layout,
     init_weights,
-    plan_resolution,
 )
-from gankit.models.conditional import Projection, batch_norm, check_labels, run_conditional
+from gankit.models.conditional import DiscriminatorBase, batch_norm, check_labels, run_conditional
 from gankit.registry import MODELS
 
 
@@ -42,10 +40,8 @@ class DCGANGenerator(GeneratorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
                  coords: bool = False, attention: int = 0, num_classes: int = 0):
         super().__init__(height, width, channels, latent, num_classes)
-        plan = plan_resolution(height, width)
+        plan, attend, c0 = generator_layout(height, width, base, attention, first=0)
         n = plan.doublings
-        attend = attention_at(attention, [plan.base_w * 2 ** level for level in range(n)])
-        c0 = channels_at(base, 0, n - 1)
         layers: list[nn.Module] = [
             # (B, latent, 1, 1) -> (B, c0, h0, w0)
             DenseConvTranspose2d(latent, c0, (plan.base_h, plan.base_w), 1, 0, bias=False),
@@ -77,26 +73,19 @@ class DCGANGenerator(GeneratorBase):
         return run_conditional(self.net, z.view(z.shape[0], -1, 1, 1), y)
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(DiscriminatorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch",
                  mbstd: int = 0, coords: bool = False, head: int = 0, num_classes: int = 0):
-        super().__init__()
-        self.num_classes = num_classes
-        plan = plan_resolution(height, width)
-        n = plan.doublings
+        super().__init__(height, width, num_classes)
+        plan = self.plan
         layers: list[nn.Module] = []
-        c_in = channels
-        for level in range(n):
-            c_out = channels_at(base, n - 1 - level, n - 1)
-            # (B, c_in, h, w) -> (B, c_out, h/2, w/2)
+        for level, (c_in, c_out) in enumerate(self.levels(channels, base)):
+            # (B, c_in, h, w) -> (B, c_out, h/2, w/2); the first level has no BatchNorm, as in the paper
             layers.append(coord(coords, nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)))
             if level > 0 and norm == "batch":
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
-            c_in = c_out
-        if mbstd:
-            layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
-            c_in += 1
+        c_in = self.add_mbstd(layers, mbstd, c_out)
         self.head_at = len(layers)  # net[:head_at] makes the features the projection reads
         if head:
             # (B, c, h0, w0) -> (B, head, 1, 1) -> (B, 1, 1, 1): a hidden layer over the whole map
@@ -106,9 +95,7 @@ class DCGANDiscriminator(nn.Module):
             # (B, c, h0, w0) -> (B, 1, 1, 1)
             layers.append(coord(coords, DenseConv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
-        init_weights(self)
-        if num_classes:  # made after init_weights: the unconditional parameters are drawn as before
-            self.projection = Projection(c_in, num_classes)  # (B, c, h0, w0) features -> (B,)
+        self.finish(c_in)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "this discriminator")
@@ -121,4 +108,4 @@ class DCGANDiscriminator(nn.Module):
 # D's BatchNorm can be switched off (norm="none"): losses and spectral norm that need it off say so;
 # conditional: both take num_classes (G(z, y), D(x, y))
 MODELS.add("dcgan", generator=DCGANGenerator, discriminator=DCGANDiscriminator, d_norm=True, conditional=True,
-           check_size=plan_resolution)
+           check_size=DCGANDiscriminator.check_size)

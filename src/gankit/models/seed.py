@@ -17,17 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.models.common import (
-    GeneratorBase,
-    MinibatchStd,
-    SelfAttention,
-    attention_at,
-    channels_at,
-    coord,
-    init_weights,
-    plan_resolution,
-)
-from gankit.models.conditional import Projection, batch_norm, check_labels, run_conditional
+from gankit.models.common import GeneratorBase, SelfAttention, channels_at, coord, generator_layout, init_weights
+from gankit.models.conditional import DiscriminatorBase, batch_norm, check_labels, run_conditional
 from gankit.registry import MODELS
 
 
@@ -35,11 +26,8 @@ class SeedGenerator(GeneratorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 64,
                  coords: bool = False, attention: int = 0, num_classes: int = 0):
         super().__init__(height, width, channels, latent, num_classes)
-        plan = plan_resolution(height, width)
-        n = plan.doublings
-        # block `level` makes maps base_w * 2**(level + 1) wide
-        attend = attention_at(attention, [plan.base_w * 2 ** (level + 1) for level in range(n - 1)])
-        c0 = channels_at(base, 0, n - 1)
+        # block `level` makes maps base_w * 2**(level + 1) wide; the last (full-size) one takes no attention
+        plan, attend, c0 = generator_layout(height, width, base, attention, first=1)
         self.start = (c0, plan.base_h, plan.base_w)
         self.fc = nn.Sequential(
             nn.Linear(latent, c0 * plan.base_h * plan.base_w),  # (B, latent) -> (B, c0*h0*w0)
@@ -48,8 +36,9 @@ class SeedGenerator(GeneratorBase):
         )
         blocks: list[nn.Module] = []
         c_in = c0
-        for level in range(n):
-            c_out = channels_at(base, level + 1, n - 1) if level < n - 1 else base
+        top = plan.doublings - 1
+        for level in range(plan.doublings):
+            c_out = channels_at(base, level + 1, top) if level < top else base
             blocks += [
                 nn.Upsample(scale_factor=2, mode="nearest"),  # (B, c_in, h, w) -> (B, c_in, 2h, 2w)
                 coord(coords, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)),  # -> (B, c_out, 2h, 2w)
@@ -70,34 +59,24 @@ class SeedGenerator(GeneratorBase):
         return self.to_rgb(run_conditional(self.blocks, x, y))  # (B, C, H, W)
 
 
-class SeedDiscriminator(nn.Module):
+class SeedDiscriminator(DiscriminatorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, mbstd: int = 0,
                  coords: bool = False, head: int = 0, num_classes: int = 0):
-        super().__init__()
-        self.num_classes = num_classes
-        plan = plan_resolution(height, width)
-        n = plan.doublings
+        super().__init__(height, width, num_classes)
         layers: list[nn.Module] = []
-        c_in = channels
-        for level in range(n):
-            c_out = channels_at(base, n - 1 - level, n - 1)  # base, 2*base, ... (capped at 8*base)
-            # (B, c, h, w) -> (B, c_out, h/2, w/2)
+        for c_in, c_out in self.levels(channels, base):
+            # (B, c_in, h, w) -> (B, c_out, h/2, w/2), with a bias: no BatchNorm follows
             layers += [coord(coords, nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
-            c_in = c_out
-        if mbstd:
-            layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
-            c_in += 1
+        c_in = self.add_mbstd(layers, mbstd, c_out)
         self.features = nn.Sequential(*layers)
-        flat = c_in * plan.base_h * plan.base_w
+        flat = c_in * self.plan.base_h * self.plan.base_w
         self.head: nn.Module
         if head:
             # (B, c*h0*w0) -> (B, head) -> (B, 1)
             self.head = nn.Sequential(nn.Linear(flat, head), nn.LeakyReLU(0.2, inplace=True), nn.Linear(head, 1))
         else:
             self.head = nn.Linear(flat, 1)  # (B, c*h0*w0) -> (B, 1)
-        init_weights(self)
-        if num_classes:  # made after init_weights: the unconditional parameters are drawn as before
-            self.projection = Projection(c_in, num_classes)  # (B, c, h0, w0) features -> (B,)
+        self.finish(c_in)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "this discriminator")
@@ -108,4 +87,4 @@ class SeedDiscriminator(nn.Module):
 
 # D has no BatchNorm to switch off; conditional: both take num_classes (G(z, y), D(x, y))
 MODELS.add("seed", generator=SeedGenerator, discriminator=SeedDiscriminator, d_norm=False, conditional=True,
-           check_size=plan_resolution)
+           check_size=SeedDiscriminator.check_size)
