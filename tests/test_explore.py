@@ -118,10 +118,10 @@ BAD = [
     ("/api/tiles?seeds=", 400, "at least one seed"),
     ("/api/tiles?seeds=1&psi=nan", 400, "psi: must be a number between 0"),
     ("/api/tiles?seeds=1&psi=1.5", 400, "psi: must be a number between 0"),
-    ("/api/tiles?seeds=-3", 400, "seed: must be between 0"),
+    ("/api/tiles?seeds=-3", 400, "seed: must be an integer between 0"),
     ("/api/tiles?seeds=1&run=gamma", 404, "unknown run 'gamma'"),
     ("/api/tiles?seeds=1&class=0", 400, "not conditional"),
-    ("/api/image?seed=1&scale=99", 400, "scale: must be between 1 and 16"),
+    ("/api/image?seed=1&scale=99", 400, "scale: must be an integer between 1 and 16"),
     ("/api/image?seed=1&seed=2", 400, "given 2 times"),
     ("/api/lerp?a=1&b=2", 400, "missing parameter 't'"),
     ("/api/nothing?seed=1", 404, "no such page"),
@@ -236,7 +236,7 @@ def test_class_picker_for_a_conditional_generator(tmp_path):
         red, blue = (pixels(get(f"{base}/api/image?seed=1&class={k}")[2]) for k in (0, 1))
         assert red[..., 0].mean() > red[..., 2].mean() and blue[..., 2].mean() > blue[..., 0].mean()
         status, _, body = get(f"{base}/api/image?seed=1&class=2")
-        assert status == 400 and "class: must be between 0 and 1" in json.loads(body)["error"]
+        assert status == 400 and "class: must be an integer between 0 and 1" in json.loads(body)["error"]
         if CHROMIUM is not None:  # the page offers the picker, and its choice reaches the tiles
             dom = _dom(tmp_path, f"{base}/?n=4&class=1")
             assert 'id="class-pick" hidden' not in dom and '<option value="1">blue</option>' in dom

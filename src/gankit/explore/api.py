@@ -151,26 +151,25 @@ def one(query: dict[str, list[str]], name: str, default: str | None = None) -> s
     return values[0]
 
 
-def integer(query: dict[str, list[str]], name: str, lo: int, hi: int, default: int | None = None) -> int:
+def _bounded(query: dict[str, list[str]], name: str, kind: type, what: str, lo: float, hi: float,
+             default: float | None) -> float:
+    """One query parameter parsed as ``kind`` and checked to lie in [lo, hi] (NaN and inf refused)."""
     text = one(query, name, None if default is None else str(default))
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise BadRequest(f"{name}: expected an integer, got {text[:40]!r}") from None
-    if not lo <= value <= hi:
-        raise BadRequest(f"{name}: must be between {lo} and {hi}, got {value}")
+        raise BadRequest(f"{name}: expected {what}, got {text[:40]!r}") from None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise BadRequest(f"{name}: must be {what} between {lo} and {hi}, got {text[:40]!r}")
     return value
+
+
+def integer(query: dict[str, list[str]], name: str, lo: int, hi: int, default: int | None = None) -> int:
+    return int(_bounded(query, name, int, "an integer", lo, hi, default))
 
 
 def number(query: dict[str, list[str]], name: str, lo: float, hi: float, default: float | None = None) -> float:
-    text = one(query, name, None if default is None else str(default))
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadRequest(f"{name}: expected a number, got {text[:40]!r}") from None
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise BadRequest(f"{name}: must be a number between {lo} and {hi}, got {text[:40]!r}")
-    return value
+    return _bounded(query, name, float, "a number", lo, hi, default)
 
 
 def seeds(query: dict[str, list[str]], max_batch: int) -> list[int]:
