@@ -44,7 +44,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy src/gankit
 
 test: lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 bench: $(CORE_STAMP)
 	$(PY) benchmarks/train_throughput.py
