@@ -216,6 +216,12 @@ def test_fetch_cli_to_dataset_and_bad_flags(tmp_path, server, monkeypatch, capsy
     assert ds.images.shape == (2, 16, 12, 3)
     reds = sorted(np.asarray(ds.images)[..., 0].mean(axis=(1, 2)))  # one blue JPEG, one red PNG
     assert abs(reds[0] - 30) < 15 and abs(reds[1] - 200) < 15
+    # --fit pad fills with --background, as `data folder` does (24x20 images in a 32x32 square: bands above/below)
+    for colour, value in [("black", 0), ("white", 255)]:
+        assert gankit.cli.main(["data", "fetch", str(table), "--out", str(out), "--quiet", "--to-dataset",
+                                "--size", "32", "--fit", "pad", "--background", colour, "--overwrite"]) == 0
+        padded = np.asarray(load_dataset(tmp_path / "cards").images)
+        assert (padded[:, 0] == value).all() and (padded[:, 16] != value).any(axis=-1).all(), colour
 
     for argv, flag in [
         (["--column", "nope"], "--column"),

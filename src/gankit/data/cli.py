@@ -110,6 +110,17 @@ def _common(p: argparse.ArgumentParser, resize_default: str) -> None:
                       help="add to a dataset already in the output folder (same size and channels)")
 
 
+def _fitting(p: argparse.ArgumentParser, when: str) -> None:
+    """--fit and --background, for the commands that import image files (``when`` prefixes their help)."""
+    from gankit.data.imageops import FITS
+
+    p.add_argument("--fit", choices=FITS, default="crop",
+                   help=f"{when}crop: centre crop to the output aspect; pad: fit inside, fill with --background; "
+                        "stretch: ignore the aspect")
+    p.add_argument("--background", type=_checked(_colour), default="white",
+                   help=f"{when}colour under transparent pixels and padding")
+
+
 def _existing(args: argparse.Namespace) -> str:
     """What to do with a dataset already at the output: refused unless a flag says otherwise."""
     return "overwrite" if args.overwrite else "append" if args.append else "refuse"
@@ -124,11 +135,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         add(cmds)
 
 
+def _command(cmds: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], summary: str,
+             description: str) -> argparse.ArgumentParser:
+    """A `gankit data` sub-command: its parser, its help line and the function that runs it."""
+    p = cmds.add_parser(name, help=summary, description=description, formatter_class=HelpFormatter)
+    p.set_defaults(func=_writes(run), _parser=p)
+    return p
+
+
 def _add_atari(cmds: argparse._SubParsersAction) -> None:
     from gankit.data.atari import POLICIES
 
-    p = cmds.add_parser("atari", help="frames from an Atari game (ALE)", formatter_class=HelpFormatter,
-                        description="Play an Atari game in the Arcade Learning Environment and keep its frames.")
+    p = _command(cmds, "atari", run_atari, "frames from an Atari game (ALE)",
+                 "Play an Atari game in the Arcade Learning Environment and keep its frames.")
     p.add_argument("--game", default="Breakout",
                    help="ALE game name (Breakout, Pong, MsPacman, ...); several, comma-separated, give a dataset "
                         "labelled by game")
@@ -142,38 +161,29 @@ def _add_atari(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=_checked(_crop), default=None,
                    help="top,bottom,left,right: source pixels removed from each edge before resizing, e.g. 32,14,8,8")
     p.add_argument("--workers", type=_number(int, 1), default=1, help="emulators run in parallel processes")
-    p.set_defaults(func=_writes(run_atari), _parser=p)
 
 
 def _add_folder(cmds: argparse._SubParsersAction) -> None:
     from gankit.data.folder import LABEL_MODES
-    from gankit.data.imageops import FITS
 
-    p = cmds.add_parser("folder", help="every image under a folder", formatter_class=HelpFormatter,
-                        description="Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped "
-                                    "and listed.")
+    p = _command(cmds, "folder", run_folder, "every image under a folder",
+                 "Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped "
+                 "and listed.")
     p.add_argument("src", metavar="SRC", help="folder searched recursively (hidden files are ignored)")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="dataset folder to write (required)")
     _common(p, "lanczos")
-    p.add_argument("--fit", choices=FITS, default="crop",
-                   help="crop: centre crop to the output aspect; pad: fit inside, fill with --background; stretch: "
-                        "ignore the aspect")
-    p.add_argument("--background", type=_checked(_colour), default="white",
-                   help="colour under transparent pixels and padding")
+    _fitting(p, "")
     p.add_argument("--dedupe", action="store_true", help="drop files whose bytes duplicate an earlier file")
     p.add_argument("--workers", type=_number(int, 1), default=4, help="decoding threads")
     p.add_argument("--labels", choices=LABEL_MODES, default="none",
                    help="subdirs: each first-level sub-folder of SRC is a class (sorted names); files directly in SRC "
                         "are skipped")
-    p.set_defaults(func=_writes(run_folder), _parser=p)
 
 
 def _add_fetch(cmds: argparse._SubParsersAction) -> None:
-    from gankit.data.imageops import FITS
-
-    p = cmds.add_parser("fetch", help="download the images listed in a CSV", formatter_class=HelpFormatter,
-                        description="Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says "
-                                    "what happened to each row.")
+    p = _command(cmds, "fetch", run_fetch, "download the images listed in a CSV",
+                 "Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says "
+                 "what happened to each row.")
     p.add_argument("csv", metavar="CSV", help="CSV file with a header row")
     p.add_argument("--column", default="image_url", help="column holding the image URLs")
     p.add_argument("--label-column", default=None,
@@ -198,20 +208,18 @@ def _add_fetch(cmds: argparse._SubParsersAction) -> None:
                    help="dataset folder for --to-dataset; None means OUT without its '-raw' suffix (data/cards-raw -> "
                         "data/cards), else OUT/dataset")
     _common(p, "lanczos")
-    p.add_argument("--fit", choices=FITS, default="crop", help="--to-dataset: how images are fitted to --size")
-    p.set_defaults(func=_writes(run_fetch), _parser=p)
+    _fitting(p, "--to-dataset: ")
 
 
 def _add_show(cmds: argparse._SubParsersAction) -> None:
-    p = cmds.add_parser("show", help="print statistics and write a preview grid", formatter_class=HelpFormatter,
-                        description="Print count, size, channels and per-channel mean/std (and images per class when "
-                                    "labelled); write a grid of random images (one row per class when labelled, at "
-                                    "most 16 classes).")
+    p = _command(cmds, "show", run_show, "print statistics and write a preview grid",
+                 "Print count, size, channels and per-channel mean/std (and images per class when "
+                 "labelled); write a grid of random images (one row per class when labelled, at "
+                 "most 16 classes).")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
     p.add_argument("--out", default="preview.png", help="preview image (PNG) to write")
     p.add_argument("--count", type=_number(int, 1), default=64, help="images in the grid (at most the dataset size)")
     p.add_argument("--seed", type=int, default=0, help="which random images are shown")
-    p.set_defaults(func=_writes(run_show), _parser=p)
 
 
 def run_atari(args: argparse.Namespace) -> int:
@@ -260,7 +268,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     summary = fetch_csv(args.csv, args.column, args.out, workers=args.workers, timeout=args.timeout,
                         deadline=args.deadline, retries=args.retries, backoff=args.backoff,
                         max_bytes=int(args.max_mb * 2**20), to_dataset=args.to_dataset, size=args.size,
-                        fit=args.fit, grayscale=args.grayscale, resize=args.resize,
+                        fit=args.fit, background=args.background, grayscale=args.grayscale, resize=args.resize,
                         dataset_out=args.dataset_out, progress=not args.quiet, label_column=args.label_column,
                         existing=_existing(args))
     print(f"{summary.rows} rows: {summary.ok} ok ({summary.downloaded} downloaded, {summary.cached} already there), "

@@ -211,6 +211,7 @@ def fetch_csv(
     size: int | str | tuple[int, int] = 64,
     backoff: float = 0.5,
     fit: str = "crop",
+    background: str = "white",
     grayscale: bool = False,
     resize: str = "lanczos",
     dataset_out: str | os.PathLike[str] | None = None,
@@ -243,29 +244,18 @@ def fetch_csv(
         check_target(dataset_out or default_dataset_out(root), existing, "--dataset-out")
     images = root / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
-    todo = _reuse_cached(rows, images)
-    try:
-        downloaded = _download_all(todo, images, workers, progress,
-                                   dict(timeout=timeout, deadline=deadline, retries=retries, backoff=backoff,
-                                        max_bytes=max_bytes))
-    except BaseException:
-        # Ctrl-C: still say what happened to every row
-        for r in rows:
-            if r.status == "pending":
-                r.status, r.reason = "failed", "interrupted before it was fetched"
-        write_report(root / REPORT, rows, labelled)
-        raise
+    net = dict(timeout=timeout, deadline=deadline, retries=retries, backoff=backoff, max_bytes=max_bytes)
+    downloaded = _fetch_rows(rows, images, workers, progress, net, root / REPORT, labelled)
     ok = sum(r.status == "ok" for r in rows)
-    report = root / REPORT
-    write_report(report, rows, labelled)
     summary = FetchSummary(
         rows=len(rows), ok=ok, failed=len(rows) - ok,
         downloaded=downloaded,
-        cached=sum(r.cached for r in rows), images_dir=images, report=report, results=rows, classes=classes,
+        cached=sum(r.cached for r in rows), images_dir=images, report=root / REPORT, results=rows, classes=classes,
     )
     if to_dataset:
         target = dataset_out or default_dataset_out(root)
-        kw: dict[str, Any] = dict(fit=fit, grayscale=grayscale, resize=resize, progress=progress, existing=existing)
+        kw: dict[str, Any] = dict(fit=fit, background=background, grayscale=grayscale, resize=resize,
+                                  progress=progress, existing=existing)
         if labelled:
             summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
         else:
@@ -273,6 +263,23 @@ def fetch_csv(
 
             summary.dataset = import_folder(images, size, target, **kw)
     return summary
+
+
+def _fetch_rows(rows: list[FetchResult], images: Path, workers: int, progress: bool, net: dict[str, Any],
+                report: Path, labelled: bool) -> int:
+    """Download what the cache lacks, then write the report; returns the number downloaded.
+    Interrupted (Ctrl-C), the report still says what happened to every row."""
+    todo = _reuse_cached(rows, images)
+    try:
+        downloaded = _download_all(todo, images, workers, progress, net)
+    except BaseException:
+        for r in rows:
+            if r.status == "pending":
+                r.status, r.reason = "failed", "interrupted before it was fetched"
+        write_report(report, rows, labelled)
+        raise
+    write_report(report, rows, labelled)
+    return downloaded
 
 
 def _reuse_cached(rows: list[FetchResult], images: Path) -> dict[str, list[FetchResult]]:

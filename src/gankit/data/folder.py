@@ -147,8 +147,6 @@ def import_files(
               "grayscale": grayscale, "dedupe": dedupe, "resize": resize, "labels": label_mode}
     from tqdm import tqdm
 
-    inputs: list[str] = []
-    seen: dict[str, str] = {}
     channels = 1 if grayscale else 3
     names = list(classes) if classes is not None else None
     with DatasetWriter(Path(out), hw[0], hw[1], channels, "folder", params, classes=names,
@@ -159,21 +157,31 @@ def import_files(
             writer.skip(name, reason)
         wanted = [i for i in range(len(files)) if labels is None or labels[i] is not None]
         results: Iterator = pool.map(lambda i: _load(files[i], hw, fit, bg, grayscale, resize), wanted)
-        for i in range(len(files)):
-            name = files[i].relative_to(root).as_posix()
-            bar.update(1)
-            label = labels[i] if labels is not None else None
-            if labels is not None and label is None:
-                writer.skip(name, NO_CLASS)
-                continue
-            image, digest, reason = next(results)
-            if image is None:
-                writer.skip(name, reason)
-            elif dedupe and digest in seen:
-                writer.skip(name, f"duplicate of {seen[digest]}")
-            else:
-                seen.setdefault(digest, name)
-                writer.add(image, label)
-                inputs.append(name)
+        inputs = _write_all(writer, root, files, labels, results, dedupe, bar)
         writer.close(extra={"files": len(files) + len(skipped), "accepted": len(inputs), "inputs": inputs})
     return load_dataset(out)
+
+
+def _write_all(writer: DatasetWriter, root: Path, files: Sequence[Path], labels: Sequence[int | None] | None,
+               results: Iterator, dedupe: bool, bar: Any) -> list[str]:
+    """Add each decoded file to ``writer`` in ``files``' order (``results``: `_load`'s
+    answers for the files that have a class); returns the names accepted."""
+    inputs: list[str] = []
+    seen: dict[str, str] = {}
+    for i in range(len(files)):
+        name = files[i].relative_to(root).as_posix()
+        bar.update(1)
+        label = labels[i] if labels is not None else None
+        if labels is not None and label is None:
+            writer.skip(name, NO_CLASS)
+            continue
+        image, digest, reason = next(results)
+        if image is None:
+            writer.skip(name, reason)
+        elif dedupe and digest in seen:
+            writer.skip(name, f"duplicate of {seen[digest]}")
+        else:
+            seen.setdefault(digest, name)
+            writer.add(image, label)
+            inputs.append(name)
+    return inputs
