@@ -47,7 +47,14 @@ from pathlib import Path
 from typing import Any
 
 from gankit.data.dataset import ImageDataset
-from gankit.data.fetch_table import FetchResult, label_conflicts, read_urls, write_report
+from gankit.data.fetch_table import (
+    FetchResult,
+    default_dataset_out,
+    import_rows,
+    label_conflicts,
+    read_urls,
+    write_report,
+)
 from gankit.data.imageops import FORMATS, ImageRejected, decode_image
 from gankit.data.writer import check_target
 from gankit.errors import UsageError
@@ -253,15 +260,10 @@ def fetch_csv(
         cached=sum(r.cached for r in rows), images_dir=images, report=root / REPORT, results=rows, classes=classes,
     )
     if to_dataset:
-        target = dataset_out or default_dataset_out(root)
         kw: dict[str, Any] = dict(fit=fit, background=background, grayscale=grayscale, resize=resize,
                                   progress=progress, existing=existing)
-        if labelled:
-            summary.dataset = _labelled_dataset(rows, classes, images, size, target, f"csv:{label_column}", kw)
-        else:
-            from gankit.data.folder import import_folder
-
-            summary.dataset = import_folder(images, size, target, **kw)
+        summary.dataset = import_rows(rows, classes, images, size, dataset_out or default_dataset_out(root),
+                                      label_column, kw)
     return summary
 
 
@@ -330,28 +332,3 @@ def _download_all(todo: dict[str, list[FetchResult]], images: Path, workers: int
         raise
     pool.shutdown()
     return downloaded
-
-
-def _labelled_dataset(rows: list[FetchResult], classes: list[str], images: Path,
-                      size: int | str | tuple[int, int], out: str | os.PathLike[str], mode: str,
-                      kw: dict) -> ImageDataset:
-    """This CSV's good files (not others left in ``images``), each with its row's class."""
-    from gankit.data.folder import import_files
-
-    index = {name: i for i, name in enumerate(classes)}
-    files: dict[str, int] = {}
-    for r in rows:
-        if r.status == "ok":
-            files.setdefault(r.file, index[r.label])
-    if not files:
-        raise UsageError("--to-dataset: no row was fetched, so there is nothing to import (see the report)")
-    return import_files(images, [images / f for f in files], size, out, classes=classes,
-                        labels=list(files.values()), label_mode=mode, **kw)
-
-
-def default_dataset_out(root: Path) -> Path:
-    """Where ``--to-dataset`` writes: ``data/cards-raw`` -> ``data/cards``."""
-    root = Path(root)
-    if root.name.endswith("-raw") and len(root.name) > 4:
-        return root.with_name(root.name[: -len("-raw")])
-    return root / "dataset"

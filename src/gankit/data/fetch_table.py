@@ -1,5 +1,6 @@
 """The CSV side of `gankit data fetch`: rows in (`read_urls`), one report line
-per row out (`write_report`).
+per row out (`write_report`), and the downloaded files as a dataset
+(`import_rows`, for ``--to-dataset``).
 
 Every data row gets a `FetchResult`, even the ones that cannot be fetched
 (malformed, empty cell, not http(s), empty label): they are failed here with
@@ -14,7 +15,9 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from gankit.data.dataset import ImageDataset
 from gankit.errors import UsageError
 
 
@@ -112,3 +115,31 @@ def write_report(path: Path, results: list[FetchResult], labelled: bool = False)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def import_rows(rows: list[FetchResult], classes: list[str], images: Path, size: int | str | tuple[int, int],
+                out: str | os.PathLike[str], label_column: str | None, kw: dict[str, Any]) -> ImageDataset:
+    """``--to-dataset``: the downloaded files as a dataset at ``out``; with a
+    label column only this CSV's good files (not others left in ``images``),
+    each with its row's class.  ``kw``: `import_files`' options."""
+    from gankit.data.folder import import_files, import_folder
+
+    if label_column is None:
+        return import_folder(images, size, out, **kw)
+    index = {name: i for i, name in enumerate(classes)}
+    files: dict[str, int] = {}
+    for r in rows:
+        if r.status == "ok":
+            files.setdefault(r.file, index[r.label])
+    if not files:
+        raise UsageError("--to-dataset: no row was fetched, so there is nothing to import (see the report)")
+    return import_files(images, [images / f for f in files], size, out, classes=classes,
+                        labels=list(files.values()), label_mode=f"csv:{label_column}", **kw)
+
+
+def default_dataset_out(root: Path) -> Path:
+    """Where ``--to-dataset`` writes: ``data/cards-raw`` -> ``data/cards``."""
+    root = Path(root)
+    if root.name.endswith("-raw") and len(root.name) > 4:
+        return root.with_name(root.name[: -len("-raw")])
+    return root / "dataset"
