@@ -19,7 +19,7 @@ import pytest
 
 from gankit.monitor.events import HealthEvent
 from gankit.monitor.health import HealthChecker, HealthThresholds
-from gankit.monitor.report import min_records, verdict
+from gankit.monitor.verdict import min_records, verdict
 
 FORCED = Path(__file__).parent / "data" / "saturation_dcgan_breakout.jsonl"
 # The documented worst case (docs/monitoring.md): a failure present from the
