@@ -28,6 +28,7 @@ DATA_HELP = """Make a dataset (a folder with images.npy + manifest.json) and loo
   gankit data folder pets/ --labels subdirs --out data/pets
   gankit data fetch cards.csv --column image_url --out data/cards-raw --to-dataset
   gankit data show data/breakout --out preview.png
+  gankit data split data/cards --holdout 0.1          # set 10% aside: training skips them
 """
 
 
@@ -127,11 +128,11 @@ def _existing(args: argparse.Namespace) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="make and inspect datasets (atari, folder, fetch, show)",
+    data = sub.add_parser("data", help="make and inspect datasets (atari, folder, fetch, show, split)",
                           description=DATA_HELP, formatter_class=HelpFormatter)
     data.set_defaults(_parser=data, func=lambda args: (data.print_help(), 2)[1])
     cmds = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
-    for add in (_add_atari, _add_folder, _add_fetch, _add_show):
+    for add in (_add_atari, _add_folder, _add_fetch, _add_show, _add_split):
         add(cmds)
 
 
@@ -222,6 +223,21 @@ def _add_show(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="which random images are shown")
 
 
+def _add_split(cmds: argparse._SubParsersAction) -> None:
+    from gankit.data.split import parse_fraction
+
+    p = cmds.add_parser("split", help="hold out part of a dataset (training skips it; eval's memorization uses it)",
+                        formatter_class=HelpFormatter,
+                        description="Write DATASET/split.json: a seeded random share of the images (class by class "
+                                    "when labelled) held out of training, so `gankit eval --metrics memorization` "
+                                    "can tell new images from copies.  Running it again replaces the split.")
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder")
+    p.add_argument("--holdout", type=_checked(parse_fraction), required=True, default=argparse.SUPPRESS,
+                   help="fraction of the images held out, between 0 and 1, e.g. 0.1 (required)")
+    p.add_argument("--seed", type=int, default=0, help="which images are held out (the same seed picks the same ones)")
+    p.set_defaults(func=_writes(run_split), _parser=p)
+
+
 def run_atari(args: argparse.Namespace) -> int:
     from gankit.data.atari import collect_atari
 
@@ -294,4 +310,13 @@ def run_show(args: argparse.Namespace) -> int:
     stats = show_dataset(expect_dataset(args.dataset, "DATASET"), args.out, count=args.count, seed=args.seed)
     print(format_stats(stats))
     sys.stdout.flush()
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from gankit.data.split import split_dataset
+    from gankit.inputs import expect_dataset
+
+    for line in split_dataset(expect_dataset(args.dataset, "DATASET"), args.holdout, args.seed):
+        print(line)
     return 0

@@ -52,7 +52,19 @@ def dataset_stats(ds: ImageDataset) -> dict[str, Any]:
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
         "classes": [{"name": n, "count": k} for n, k in zip(ds.classes, ds.class_counts)],
+        "split": _split_text(ds),
     }
+
+
+def _split_text(ds: ImageDataset) -> str:
+    """What `gankit data split` set aside, in words ('' without a split)."""
+    from gankit.data.split import read_split
+
+    try:
+        split = read_split(ds)
+    except UsageError as err:  # shown, not raised: `show` is how a user finds out
+        return f"unusable: {str(err).split(': ', 1)[-1]}"
+    return "" if split is None else split.describe()
 
 
 def preview_grid(ds: ImageDataset, count: int = 64, seed: int = 0, pad: int = 2) -> Image.Image:
@@ -128,6 +140,8 @@ def format_stats(stats: dict[str, Any]) -> str:
         "mean  " + "  ".join(f"{n} {m:6.2f}" for n, m in zip(names, stats["mean"])) + "   (0..255)",
         "std   " + "  ".join(f"{n} {s:6.2f}" for n, s in zip(names, stats["std"])),
     ]
+    if stats.get("split"):
+        lines.append(f"split: {stats['split']}")
     classes = stats.get("classes") or []
     if classes:
         lines.append(f"{len(classes)} classes:")
