@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real", default=None, help="real dataset folder; None: the dataset named in RUN/config.yaml")
     p.add_argument("--fake", default=None, help="instead of a run: a folder of images or a dataset folder")
     p.add_argument("--metrics", type=_metrics, default=None,
-                   help="comma-separated: fid,kid,pr,dc,agreement; "
+                   help="comma-separated: fid,kid,pr,dc,agreement,memorization (needs `gankit data split`); "
                         "None: all of them (agreement only where there are classes)")
     p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
@@ -190,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
     fake_labels, why = class_labels(real, fake)
     if explicit and "agreement" in metrics and fake_labels is None:  # before any encoder is trained
         raise UsageError(f"--metrics: agreement needs class labels on both sides: {why}")
+    if "memorization" in metrics:  # also before any encoder is trained: it needs `gankit data split`
+        from gankit.metrics.holdout import require_split
+
+        require_split(real)
     extractor = get_extractor(args.extractor, dataset=real, device=device, weights=args.inception_weights,
                               download=args.download, log=True)
     probe_extractor = None
@@ -227,5 +231,12 @@ def run(args: argparse.Namespace) -> int:
         print(_table(result.metrics))
     if result.per_class:
         say(_class_report(result))
+    if result.memorization:  # and the nearest-neighbours panel for a run's report
+        from gankit.metrics.holdout import describe, write_neighbours
+        from gankit.monitor.neighbours import panel_path
+
+        run_dir = RunDir.of(args.run).path if args.run and not _is_generator_file(args.run) else None
+        panel = write_neighbours(panel_path(run_dir), real, fake, result.memorization) if run_dir else None
+        say(describe(result.memorization, panel))
     say(f"{result.seconds:.1f} s" + (f"; wrote {out}" if out is not None else ""))
     return 0

@@ -45,6 +45,8 @@ METRIC_KEYS = {
     "pr": ("precision", "recall"),
     "dc": ("density", "coverage"),
     "agreement": ("agreement", "agreement_ceiling"),  # labelled data + conditional generator only
+    # a split dataset only (gankit data split); see gankit.metrics.memorization
+    "memorization": ("memorization", "memorization_threshold", "memorization_nn_ratio"),
 }
 DEFAULT_METRICS = "fid,kid,pr,dc,agreement"  # agreement is skipped where there are no classes
 MIN_IMAGES = 2 * (DEFAULT_K + 2)  # below this k-NN radii and KID subsets are meaningless
@@ -249,11 +251,12 @@ class EvalResult:
     real_fingerprint: dict[str, Any] | None = None  # which real data the score is against (count, shape, manifest hash)
     per_class: list[dict[str, Any]] | None = None  # one row per class (see per_class.per_class_metrics)
     agreement: dict[str, Any] | None = None  # the probe's verdict per class and its ceiling (see agreement)
+    memorization: dict[str, Any] | None = None  # threshold, sizes and the panel's rows (see holdout.memorization)
 
     def to_dict(self) -> dict[str, Any]:
         """The record; without classes it has exactly the keys it had before classes existed."""
         out = asdict(self)
-        for key in ("per_class", "agreement"):
+        for key in ("per_class", "agreement", "memorization"):
             if out[key] is None:
                 del out[key]
         return out
@@ -301,6 +304,12 @@ def evaluate(real: ImageDataset, fake: ImageSet, metrics: list[str], extractor: 
                                               lambda: features_of(extractor, real_images, batch))
     fake_feats = features_of(extractor, fake, batch)
     values = compute_metrics(real_feats, fake_feats, metrics, seed=seed)
+    memo = None
+    if "memorization" in metrics:  # nearest training images vs the held-out split (gankit.metrics.holdout)
+        from gankit.metrics.holdout import memorization_of
+
+        memo_values, memo = memorization_of(real, extractor, fake.resolution, fake_feats, count, batch)
+        values.update(memo_values)
     rows = verdict = None
     if fake_labels is not None:
         assert real_images.labels is not None
@@ -319,7 +328,7 @@ def evaluate(real: ImageDataset, fake: ImageSet, metrics: list[str], extractor: 
         num_real=int(len(real_feats)), num_fake=int(len(fake_feats)), resolution=list(fake.resolution),
         real_from_cache=cached, seconds=round(time.perf_counter() - start, 3),
         kid_subset_size=subset_size_for(min(len(real_feats), len(fake_feats))) if "kid" in metrics else None,
-        real_fingerprint=fingerprint(real), per_class=rows, agreement=verdict,
+        real_fingerprint=fingerprint(real), per_class=rows, agreement=verdict, memorization=memo,
     )
 
 

@@ -26,6 +26,11 @@ A conditional generator draws its classes in the real data's proportions;
 with ``agreement`` among the metrics (a labelled dataset only) each record
 also carries the class agreement and its ceiling (see `agreement`); the
 probe is fitted once, during setup.
+
+With ``memorization`` among the metrics (a dataset split by `gankit data
+split`; refused before training starts otherwise) each record carries the
+copy score (`gankit.metrics.memorization`), the health monitor watches it
+climb, and ``samples/neighbours.png`` is redrawn for the report.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ import torch
 from gankit.data.dataset import ImageDataset
 from gankit.errors import UsageError
 from gankit.metrics import agreement as agree
+from gankit.metrics import holdout
 from gankit.metrics.evaluate import (
     DatasetImages,
     GeneratorImages,
@@ -79,6 +85,9 @@ class TrainingEvaluator:
         self._extractor: FeatureExtractor | None = None
         self._real: np.ndarray | None = None
         self._probe: tuple[FeatureExtractor, agree.Probe] | None = None
+        self._parts: holdout.PartFeatures | None = None  # the split's features, for memorization
+        # checked now, not at the first evaluation: a run must not train for an hour and then refuse
+        self.split = holdout.require_split(dataset, "--eval-metrics") if "memorization" in self.metrics else None
         if "agreement" in self.metrics:
             if dataset.labels is None:
                 raise UsageError(f"--eval-metrics: agreement needs a labelled dataset; {dataset.path} has no classes")
@@ -110,6 +119,8 @@ class TrainingEvaluator:
         real = DatasetImages(self.dataset, self.num, resolution)
         self._real, _ = cached_real_features(self.dataset, extractor.id, resolution, real.count, 0,
                                              lambda: features_of(extractor, real, BATCH))
+        if self.split is not None:
+            self._parts = holdout.part_features(self.dataset, self.split, extractor, resolution, self.num, BATCH)
         if "agreement" in self.metrics:
             ext = extractor if extractor.name == "dataset" else get_extractor(
                 "dataset", dataset=self.dataset, device=self.device)
@@ -117,7 +128,8 @@ class TrainingEvaluator:
 
     def evaluate(self, generator: torch.nn.Module, kimg: float) -> dict[str, Any]:
         """The chosen metrics for ``generator`` now; keys among fid, kid_mean,
-        kid_std, precision, recall, density, coverage (agreement and
+        kid_std, precision, recall, density, coverage, memorization,
+        memorization_threshold, memorization_nn_ratio (agreement and
         agreement_ceiling for a conditional generator), plus timing fields."""
         start = time.perf_counter()
         self.last_kimg = kimg
@@ -139,6 +151,12 @@ class TrainingEvaluator:
             feats = fake_feats if ext is self._extractor else features_of(ext, fake, BATCH)
             scores = agree.agreement(probe, feats, fake.labels)
             record.update({k: scores[k] for k in ("agreement", "agreement_ceiling")})
+        if self._parts is not None:
+            from gankit.monitor.neighbours import panel_path
+
+            values, details = holdout.memorization(self._parts, fake_feats)
+            record.update(values)
+            holdout.write_neighbours(panel_path(self.run_dir), self.dataset, fake, details)
         cost = time.perf_counter() - begin
         self.eval_seconds += cost
         self.max_cost = max(self.max_cost, cost)

@@ -25,13 +25,14 @@ EVENT_TITLES = {
     "g_overpowers_d": "generator overpowers the discriminator",
     "vanishing_g_grad": "vanishing generator gradients",
     "mode_collapse": "mode collapse",
+    "memorization": "memorisation (copying training images)",
     "non_finite": "non-finite loss",
     "rollback": "rolled back to the last good checkpoint",
     "remedy_applied": "remedy applied",
 }
 
 # kinds that describe a training problem (the others report what the loop did)
-PROBLEM_KINDS = ("d_saturation", "g_overpowers_d", "vanishing_g_grad", "mode_collapse", "non_finite")
+PROBLEM_KINDS = ("d_saturation", "g_overpowers_d", "vanishing_g_grad", "mode_collapse", "non_finite", "memorization")
 
 
 @dataclass

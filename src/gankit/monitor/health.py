@@ -18,6 +18,13 @@ For a conditional generator the collapse check also runs within each class
 varied across the whole batch, because the classes differ, yet it has
 collapsed; comparing each class's generated images with the real images of
 the same class catches it.  The measures themselves are in `gankit.monitor.diversity`.
+
+Memorisation is watched on the evaluation records (`memorization_event`):
+a copy score (`gankit.metrics.memorization`) that climbs means the
+generator has begun to reproduce its training images.  That is the
+opposite failure to mode collapse (its images may be as varied as the real
+ones: they are the real ones), so it has its own event and its own advice,
+and no automatic remedy: a learning-rate change is not known to cure it.
 """
 from __future__ import annotations
 
@@ -48,6 +55,11 @@ class HealthThresholds:
     collapse_remind: int = 3     # diversity checks between reminders of a lasting collapse
     class_min_images: int = 4    # per-class collapse: a class is judged with at least this many generated and
                                  # real images (fewer pairs make the mean distance too noisy to call collapse)
+    memo_score: float = 0.2      # memorisation: copy score at least this (4x the 0.05 of a generator that copies
+                                 # nothing, see gankit.metrics.memorization) ...
+    memo_rise: int = 3           # ... and risen over the last this many evaluations ...
+    memo_climb: float = 0.05     # ... by at least this much (a flat score is sampling noise, not a trend)
+    memo_high: float = 0.5       # or at least this, risen or not: half the images are copies
 
 
 class _Latch:
@@ -104,6 +116,8 @@ class HealthChecker:
             for kind in ("d_saturation", "g_overpowers_d", "vanishing_g_grad")
         }
         self.collapse_latch = _Latch(t.collapse_remind, 1)
+        self.latches["memorization"] = _Latch(t.collapse_remind, 1)  # judged per evaluation, not per log record
+        self.copy_scores: list[tuple[float, float]] = []  # (kimg, copy score) of the evaluations so far
 
     # ------------------------------------------------------------- records
     def observe(self, record: dict) -> list[HealthEvent]:
@@ -241,13 +255,14 @@ class HealthChecker:
         collapse = self.collapse_latch
         latches["mode_collapse"] = [collapse.active, collapse.since_fire, collapse.absent]
         return {"history": [dict(r) for r in self.history], "seen": self.seen, "last_finite": self.last_finite,
-                "lr": dict(self.lr), "latches": latches}
+                "lr": dict(self.lr), "latches": latches, "copy_scores": [list(p) for p in self.copy_scores]}
 
     def load_state_dict(self, state: dict) -> None:
         self.history = [dict(r) for r in state.get("history", [])]
         self.seen = int(state.get("seen", 0))
         self.last_finite = bool(state.get("last_finite", True))
         self.lr.update({k: float(v) for k, v in state.get("lr", {}).items()})
+        self.copy_scores = [(float(k), float(v)) for k, v in state.get("copy_scores", [])]
         for kind, (active, since_fire, absent) in state.get("latches", {}).items():
             latch = self.collapse_latch if kind == "mode_collapse" else self.latches.get(kind)
             if latch is not None:
@@ -287,6 +302,40 @@ class HealthChecker:
             advice=(f"try --diffaugment color,translation, --spectral-norm, --loss hinge or wgan-gp, --r1 10, "
                     f"or a lower --lr-g ({_fmt_lr(lr_g / 2)})."),
             remedy={"lr_g": lr_g / 2},
+        )
+
+
+    # ------------------------------------------------------- memorisation
+    def memorization_event(self, record: dict) -> HealthEvent | None:
+        """Memorisation from an evaluation record holding ``memorization`` (the copy
+        score): at least `memo_score` and risen by `memo_climb` over the last
+        `memo_rise` evaluations, or at least `memo_high`."""
+        t = self.t
+        value, kimg = record.get("memorization"), float(record.get("kimg", 0.0))
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        while self.copy_scores and self.copy_scores[-1][0] >= kimg:  # a roll-back or resume replays evaluations
+            self.copy_scores.pop()
+        self.copy_scores.append((kimg, float(value)))
+        del self.copy_scores[:-t.history]
+        recent = [v for _, v in self.copy_scores[-t.memo_rise:]]
+        rising = len(recent) >= t.memo_rise and recent[-1] - min(recent[:-1]) >= t.memo_climb
+        holds = value >= t.memo_high or (value >= t.memo_score and rising)
+        if not self.latches["memorization"].update(holds):
+            return None
+        start = self.copy_scores[-len(recent)]
+        trend = (f"rose from {start[1]:.2f} at {start[0]:.1f} kimg to {value:.2f}" if rising
+                 else f"is {value:.2f}")
+        return HealthEvent(
+            "memorization", int(record.get("step", 0)), kimg,
+            message=(f"the copy score {trend}: that share of generated images is closer to a training image than "
+                     "95% of the held-out real images are (about 0.05 when nothing is copied). The generator is "
+                     "reproducing its training images; unlike mode collapse its images may look varied, because "
+                     "they are the training set's."),
+            advice=("keep a checkpoint from before the rise (`gankit sample RUN --checkpoint ckpt-...pt`; best.pt is "
+                    "chosen by FID/KID, which do not penalise copies), add augmentation (--diffaugment "
+                    "color,translation,cutout or --ada), or train on more images; compare the images in the "
+                    "report's nearest-neighbours panel (samples/neighbours.png)."),
         )
 
 

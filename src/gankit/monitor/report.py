@@ -21,6 +21,7 @@ import yaml
 
 from gankit.monitor.events import PROBLEM_KINDS, HealthEvent, load_events, load_records, train_records
 from gankit.monitor.images import FrameStore
+from gankit.monitor.neighbours import neighbours_html
 from gankit.monitor.plots import draw_all
 from gankit.monitor.verdict import STOP_WORDS, UNCLOSED, best_evaluation, evaluations, min_records, verdict
 from gankit.runpaths import RunDir
@@ -150,6 +151,7 @@ def render_html(run_dir: Path, verdict_text: str, status: str, events: list[Heal
     else:
         parts.append('<p class="muted">No metrics logged yet.</p>')
     parts.extend(per_class_html(run_dir, records))
+    parts.extend(neighbours_html(run_dir, records, _img))
     parts.extend(_health_html(events))
     parts.extend(_config_html(run_dir))
     parts.append("</main></body></html>")

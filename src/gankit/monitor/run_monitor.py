@@ -121,8 +121,10 @@ class RunMonitor:
         events: list[HealthEvent] = []
         if self.config.health and rec.get("kind", "train") == "train":
             events = self.checker.observe(rec)
-            for ev in events:
-                self._record(ev)
+        elif self.config.health and rec.get("kind") == "eval" and "memorization" in rec:
+            events = [ev for ev in [self.checker.memorization_event(rec)] if ev is not None]
+        for ev in events:
+            self._record(ev)
         return events
 
     def check_diversity(self, fake: torch.Tensor, real: torch.Tensor | None, step: int, kimg: float,

@@ -10,6 +10,10 @@ A labelled dataset can give each batch its labels (``pair(..., labels=True)``,
 for conditional runs) and, with ``class_balance``, an epoch order drawn
 uniformly over classes (with replacement) instead of a permutation.
 
+A dataset split by `gankit data split` is read through its training part
+(``pool``: the indices training may see); epochs, class balance and the
+preview draw from those images only, and the held-out ones are never read.
+
 On a GPU a dataset that fits comfortably (a quarter of the free memory) is
 copied there once as uint8 and batches are gathered on the device: no
 host work and no transfer per step.
@@ -29,8 +33,12 @@ PREVIEW_SEED = 12345  # the preview's own stream: the same real images in every 
 class BatchSource:
     def __init__(self, dataset: ImageDataset, batch: int, device: torch.device, size: tuple[int, int],
                  seed: int = 0, rank: int = 0, world: int = 1, channels_last: bool = False,
-                 class_balance: bool = False, preview_grid: tuple[int, int] | None = None):
+                 class_balance: bool = False, preview_grid: tuple[int, int] | None = None,
+                 pool: np.ndarray | None = None):
         self.dataset, self.batch, self.device, self.size = dataset, batch, device, size
+        # (n,) int64 dataset indices training may read (a split's training part), or None: all of them
+        self.pool = None if pool is None else torch.from_numpy(np.asarray(pool, dtype=np.int64))
+        self.count = len(dataset) if self.pool is None else len(self.pool)  # images training draws from
         self.seed, self.rank, self.world = seed, rank, world
         self.channels_last = channels_last
         self.class_balance = class_balance and dataset.labels is not None
@@ -44,26 +52,31 @@ class BatchSource:
             self.resident = torch.empty(dataset.images.shape, dtype=torch.uint8, device=device)
             for start in range(0, len(dataset), 4096):  # in chunks: the host never holds a full copy
                 self.resident[start : start + 4096] = torch.from_numpy(np.array(dataset.images[start : start + 4096]))
-        per_rank = len(dataset) // world
+        per_rank = self.count // world
         self.iters = per_rank // batch  # full batches per epoch on each rank (the last partial one is dropped)
         if self.iters < 1:
-            raise ValueError(f"dataset of {len(dataset)} images is smaller than one batch of {batch} x {world} ranks")
+            raise ValueError(f"dataset of {self.count} images is smaller than one batch of {batch} x {world} ranks")
 
     def order(self, epoch: int) -> torch.Tensor:
         """This rank's shard of the epoch's permutation, (iters * batch,) int64."""
         gen = torch.Generator().manual_seed(self.seed * EPOCH_STRIDE + epoch)
-        perm = self._balanced(gen) if self.class_balance else torch.randperm(len(self.dataset), generator=gen)
-        return perm[self.rank :: self.world][: self.iters * self.batch]
+        perm = self._balanced(gen) if self.class_balance else torch.randperm(self.count, generator=gen)
+        return self._in_pool(perm)[self.rank :: self.world][: self.iters * self.batch]
+
+    def _in_pool(self, positions: torch.Tensor) -> torch.Tensor:
+        """Positions in the training part -> dataset indices (the same without a split)."""
+        return positions if self.pool is None else self.pool[positions]
 
     def _balanced(self, gen: torch.Generator) -> torch.Tensor:
-        """An epoch's worth of indices, (N,): each one a uniform class (of those with
-        images), then a uniform image of that class; rare classes repeat within an epoch."""
-        labels = self._labels()
+        """An epoch's worth of positions in the training part, (n,): each one a uniform
+        class (of those with images), then a uniform image of that class; rare classes
+        repeat within an epoch."""
+        labels = self._labels() if self.pool is None else self._labels()[self.pool]
         members = torch.argsort(labels, stable=True)  # indices grouped by class
         counts = torch.bincount(labels, minlength=self.dataset.num_classes)
         starts = torch.cumsum(counts, 0) - counts
         present = torch.nonzero(counts).flatten()  # classes with at least one image
-        n = len(self.dataset)
+        n = self.count
         cls = present[torch.randint(len(present), (n,), generator=gen)]
         pos = (torch.rand(n, generator=gen, dtype=torch.float64) * counts[cls]).long()
         return members[starts[cls] + pos]
@@ -110,9 +123,9 @@ class BatchSource:
         """A fixed set of real images (the left half of every sample grid); with a
         ``preview_grid`` the first images of each class instead, one row per class."""
         gen = torch.Generator().manual_seed(self.seed + PREVIEW_SEED)
-        perm = torch.randperm(len(self.dataset), generator=gen)
+        perm = self._in_pool(torch.randperm(self.count, generator=gen))
         if self.preview_grid is None:
-            return self.get(perm[: min(count, len(self.dataset))])
+            return self.get(perm[: min(count, self.count)])
         rows, cols = self.preview_grid
         labels = self._labels()[perm]
         tiles: list[torch.Tensor] = []

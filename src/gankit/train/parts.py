@@ -14,6 +14,7 @@ import torch
 
 from gankit.config import TrainConfig
 from gankit.data.dataset import load_dataset
+from gankit.data.split import read_split
 from gankit.errors import UsageError
 from gankit.train import distributed as dist_util
 from gankit.train import hardware
@@ -39,11 +40,15 @@ class TrainingParts:
             check_name(config.name)
         per_rank_batch = dist_util.per_rank_batch(config.batch, self.dist)
         self.dataset = load_dataset(config.data)
+        # `gankit data split`: training reads only the training part; the held-out images are for evaluation
+        self.split = read_split(self.dataset)
+        n = len(self.dataset) if self.split is None else len(self.split.training)
         # conditional: decided from the data's labels once, then saved with the config (docs/conditional.md)
         config = self.cfg = resolve_conditional(config, self.dataset)
-        if per_rank_batch * self.dist.world > len(self.dataset):
-            raise UsageError(f"--batch: {config.batch} is larger than the dataset ({len(self.dataset)} images in "
-                             f"{config.data}); use --batch {len(self.dataset) // self.dist.world * self.dist.world} "
+        if per_rank_batch * self.dist.world > n:
+            what = "images" if self.split is None else "training images after its held-out split"
+            raise UsageError(f"--batch: {config.batch} is larger than the dataset ({n} {what} in "
+                             f"{config.data}); use --batch {n // self.dist.world * self.dist.world} "
                              "or less, or a bigger dataset")
         H, W = config.image_size or (self.dataset.height, self.dataset.width)
         self.shape = (self.dataset.channels, H, W)
@@ -54,9 +59,17 @@ class TrainingParts:
         self.batches = BatchSource(self.dataset, per_rank_batch, self.device, (H, W),
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
                                    channels_last=config.channels_last, class_balance=config.class_balance,
-                                   preview_grid=self.cond.grid)
+                                   preview_grid=self.cond.grid,
+                                   pool=None if self.split is None else self.split.training)
         self.budget = Budget(config, self.batches.iters, self.batches.batch * self.dist.world, self.dist)
         self.step = self.make_step()
+
+    def data_note(self) -> str:
+        """'12000 images' or '10800 training images, 1200 held out by split.json' (the console line)."""
+        if self.split is None:
+            return f"{len(self.dataset)} images"
+        return (f"{len(self.split.training)} training images, {len(self.split.heldout)} held out by "
+                "split.json")
 
     @property
     def counters(self) -> Counters:

@@ -182,7 +182,7 @@ class RunSession(TrainingParts):
             kimg = self.counters.kimg
             self.evaluator.next_kimg = (math.floor(kimg / self.evaluator.every) + 1) * self.evaluator.every
         self._say(f"gankit {__version__}: training {cfg.model} ({cfg.loss}) on {cfg.data} "
-                  f"[{len(self.dataset)} images, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
+                  f"[{self.data_note()}, {self.shape[1]}x{self.shape[2]}x{self.shape[0]}] "
                   f"on {self.device} ({cfg.precision}), {self.dist.world} process(es); run dir {self.run_dir}")
         for text, remedy in self.notes:
             self._say("NOTE: " + text)
