@@ -215,6 +215,11 @@ def run(args: argparse.Namespace) -> int:
                   f"({describe_fingerprint(trained_on)}); "
                   f"this score is against {real.path} ({describe_fingerprint(real_fp)})",
                   file=sys.stderr, flush=True)
+    memo = result.memorization
+    if memo and trained_on is not None and trained_on.get("split") != memo["split_digest"]:
+        print("gankit eval: WARNING: the run did not train under this split of the dataset (gankit data split came "
+              "later, or was redone): its generator saw some held-out images, so the copy score undercounts copies",
+              file=sys.stderr, flush=True)
     out = Path(args.out) if args.out else (RunDir(args.run).eval_record if args.run else None)
     if out is not None and not args.out and _is_generator_file(args.run):
         out = Path(args.run).with_suffix(".eval.json")  # beside the file, not inside it

@@ -72,7 +72,7 @@ class Trainer(RunSession):
             "config": self.config_now().to_dict(),
             "gankit_version": __version__,
             "health": self.monitor.checker.state_dict() if self.monitor is not None else self._health_state,
-            "data": {"path": str(self.cfg.data), **fingerprint(self.dataset)},
+            "data": {"path": str(self.cfg.data), **fingerprint(self.dataset), **self.split_record()},
         }
 
     def save(self) -> Path | None:

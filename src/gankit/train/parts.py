@@ -71,6 +71,11 @@ class TrainingParts:
         return (f"{len(self.split.training)} training images, {len(self.split.heldout)} held out by "
                 "split.json")
 
+    def split_record(self) -> dict[str, str]:
+        """{'split': digest of the held-out indices} for the checkpoint ({} without a split): eval and resume
+        tell from it whether the generator trained under the split it is judged by."""
+        return {} if self.split is None else {"split": self.split.digest}
+
     @property
     def counters(self) -> Counters:
         return self.state.counters

@@ -149,6 +149,9 @@ class RunSession(TrainingParts):
             self.notes.append((f"changed on resume: --{name.replace('_', '-')} {old!r} -> {new!r}", remedy))
         if moved:
             self.notes.append((moved, {}))
+        if (data or {}).get("split") != self.split_record().get("split"):  # gankit data split since the checkpoint
+            self.notes.append((f"the held-out split of {self.dataset.path} changed since this checkpoint; training "
+                               f"now reads {self.data_note()}", {}))
 
     def _write_config(self) -> None:
         try:
