@@ -215,3 +215,20 @@ def test_memorization_without_a_split_exits_2_before_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--eval-metrics: memorization needs a held-out part" in err and f"gankit data split {ds.path}" in err
     assert not (tmp_path / "runs" / "x").exists()  # a refused start leaves no run directory
+
+
+def test_run_monitor_sends_eval_records_to_the_memorization_check(tmp_path):
+    from gankit.config import TrainConfig
+    from gankit.monitor.events import load_events
+    from gankit.monitor.report import verdict
+    from gankit.monitor.run_monitor import RunMonitor
+
+    mon = RunMonitor(tmp_path / "run", TrainConfig(tensorboard=False))
+    events = []
+    for i, score in enumerate([0.05, 0.1, 0.18, 0.3]):
+        events += mon.log({"kind": "eval", "step": 100 * (i + 1), "kimg": float(i + 1), "memorization": score})
+    assert [e.kind for e in events] == ["memorization"]
+    assert [e.kind for e in load_events(mon.health_path)] == ["memorization"]  # health.jsonl, for the report
+    assert "memorisation (copying training images) at step 400" in verdict([], events, "finished")
+    for fh in (mon._metrics, mon._health):
+        fh.close()

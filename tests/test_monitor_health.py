@@ -192,3 +192,33 @@ def test_mode_collapse_needs_alike_images_that_are_not_flat() -> None:
     # recovered, then collapsed again: reported again at once
     assert check(checker, torch.rand(16, 1, 8, 8, generator=g) * 2 - 1, 50) is None
     assert check(checker, collapsed, 60) is not None
+
+
+def _evals(scores: list[float], start: int = 0) -> list[dict]:
+    return [{"kind": "eval", "step": (start + i + 1) * 100, "kimg": (start + i + 1) * 1.0, "memorization": s,
+             "fid": 40.0} for i, s in enumerate(scores)]
+
+
+def test_memorization_warned_when_the_copy_score_climbs_not_when_flat_and_low() -> None:
+    t = HealthThresholds()
+    flat = HealthChecker("hinge", 2e-4, 2e-4)
+    rng = random.Random(3)
+    low = [0.05 + rng.uniform(-0.03, 0.03) for _ in range(30)]  # a generator that copies nothing: ~the percentile
+    assert [flat.memorization_event(r) for r in _evals(low)] == [None] * 30
+    rising = HealthChecker("hinge", 2e-4, 2e-4)
+    scores = [0.04, 0.05, 0.06, 0.09, 0.15, 0.24, 0.33, 0.41, 0.45]
+    fired = [(r["memorization"], ev) for r in _evals(scores) if (ev := rising.memorization_event(r)) is not None]
+    first = scores.index(min(s for s in scores if s >= t.memo_score))  # as soon as it crossed the line, rising
+    # once when it appears, then a reminder only every collapse_remind evaluations while it lasts
+    assert [v for v, _ in fired] == [scores[first], scores[first + t.collapse_remind]]
+    ev = fired[0][1]
+    assert ev.kind == "memorization" and ev.kind != "mode_collapse" and ev.remedy == {}  # no automatic remedy
+    assert "rose from" in ev.message and "--diffaugment" in ev.advice and "neighbours" in ev.advice
+    # the checker's memory travels in checkpoints: a resumed run does not warn again at once
+    resumed = HealthChecker("hinge", 2e-4, 2e-4)
+    resumed.load_state_dict(rising.state_dict())
+    assert resumed.memorization_event(_evals([0.47], start=len(scores))[0]) is None
+    assert resumed.copy_scores == rising.copy_scores[:len(scores)] + [(len(scores) + 1.0, 0.47)]
+    # a high copy score from the start is memorisation too, rising or not
+    high = HealthChecker("hinge", 2e-4, 2e-4)
+    assert high.memorization_event(_evals([0.7])[0]) is not None
