@@ -232,3 +232,16 @@ def test_run_monitor_sends_eval_records_to_the_memorization_check(tmp_path):
     assert "memorisation (copying training images) at step 400" in verdict([], events, "finished")
     for fh in (mon._metrics, mon._health):
         fh.close()
+
+
+def test_eval_warns_when_the_run_trained_under_another_split(memo_run, split_ds, capsys):
+    assert main(["data", "split", str(split_ds.path), "--holdout", "0.25", "--seed", "6"]) == 0
+    try:
+        capsys.readouterr()
+        assert main(["eval", str(memo_run), "--metrics", "memorization", "--num", "48"]) == 0
+        assert "did not train under this split" in capsys.readouterr().err
+    finally:  # the module's split again (the same seed picks the same images)
+        assert main(["data", "split", str(split_ds.path), "--holdout", "0.25", "--seed", "5"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(memo_run), "--metrics", "memorization", "--num", "48"]) == 0
+    assert "did not train under this split" not in capsys.readouterr().err
