@@ -220,8 +220,8 @@ def test_memorization_without_a_split_exits_2_before_work(tmp_path, capsys):
 def test_run_monitor_sends_eval_records_to_the_memorization_check(tmp_path):
     from gankit.config import TrainConfig
     from gankit.monitor.events import load_events
-    from gankit.monitor.report import verdict
     from gankit.monitor.run_monitor import RunMonitor
+    from gankit.monitor.verdict import verdict
 
     mon = RunMonitor(tmp_path / "run", TrainConfig(tensorboard=False))
     events = []

@@ -226,16 +226,14 @@ def _add_show(cmds: argparse._SubParsersAction) -> None:
 def _add_split(cmds: argparse._SubParsersAction) -> None:
     from gankit.data.split import parse_fraction
 
-    p = cmds.add_parser("split", help="hold out part of a dataset (training skips it; eval's memorization uses it)",
-                        formatter_class=HelpFormatter,
-                        description="Write DATASET/split.json: a seeded random share of the images (class by class "
-                                    "when labelled) held out of training, so `gankit eval --metrics memorization` "
-                                    "can tell new images from copies.  Running it again replaces the split.")
+    p = _command(cmds, "split", run_split, "hold out part of a dataset (training skips it; memorization uses it)",
+                 "Write DATASET/split.json: a seeded random share of the images (class by class when labelled) held "
+                 "out of training, so `gankit eval --metrics memorization` can tell new images from copies.  Running "
+                 "it again replaces the split.")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
     p.add_argument("--holdout", type=_checked(parse_fraction), required=True, default=argparse.SUPPRESS,
                    help="fraction of the images held out, between 0 and 1, e.g. 0.1 (required)")
     p.add_argument("--seed", type=int, default=0, help="which images are held out (the same seed picks the same ones)")
-    p.set_defaults(func=_writes(run_split), _parser=p)
 
 
 def run_atari(args: argparse.Namespace) -> int:
