@@ -137,10 +137,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _command(cmds: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], summary: str,
-             description: str) -> argparse.ArgumentParser:
-    """A `gankit data` sub-command: its parser, its help line and the function that runs it."""
+             description: str, operand: tuple[str, str] | None = None) -> argparse.ArgumentParser:
+    """A `gankit data` sub-command: its parser, its help line, the function that
+    runs it and its one positional argument (``operand``: metavar, help)."""
     p = cmds.add_parser(name, help=summary, description=description, formatter_class=HelpFormatter)
     p.set_defaults(func=_writes(run), _parser=p)
+    if operand is not None:
+        p.add_argument(operand[0].lower(), metavar=operand[0], help=operand[1])
     return p
 
 
@@ -169,8 +172,7 @@ def _add_folder(cmds: argparse._SubParsersAction) -> None:
 
     p = _command(cmds, "folder", run_folder, "every image under a folder",
                  "Import every image under SRC (png, jpg, webp, bmp, gif); bad files are skipped "
-                 "and listed.")
-    p.add_argument("src", metavar="SRC", help="folder searched recursively (hidden files are ignored)")
+                 "and listed.", ("SRC", "folder searched recursively (hidden files are ignored)"))
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="dataset folder to write (required)")
     _common(p, "lanczos")
     _fitting(p, "")
@@ -184,8 +186,7 @@ def _add_folder(cmds: argparse._SubParsersAction) -> None:
 def _add_fetch(cmds: argparse._SubParsersAction) -> None:
     p = _command(cmds, "fetch", run_fetch, "download the images listed in a CSV",
                  "Download every URL of one CSV column into OUT/images; OUT/fetch_report.csv says "
-                 "what happened to each row.")
-    p.add_argument("csv", metavar="CSV", help="CSV file with a header row")
+                 "what happened to each row.", ("CSV", "CSV file with a header row"))
     p.add_argument("--column", default="image_url", help="column holding the image URLs")
     p.add_argument("--label-column", default=None,
                    help="column holding each row's class (its distinct values, sorted, are the classes; rows with an "
@@ -216,8 +217,7 @@ def _add_show(cmds: argparse._SubParsersAction) -> None:
     p = _command(cmds, "show", run_show, "print statistics and write a preview grid",
                  "Print count, size, channels and per-channel mean/std (and images per class when "
                  "labelled); write a grid of random images (one row per class when labelled, at "
-                 "most 16 classes).")
-    p.add_argument("dataset", metavar="DATASET", help="dataset folder")
+                 "most 16 classes).", ("DATASET", "dataset folder"))
     p.add_argument("--out", default="preview.png", help="preview image (PNG) to write")
     p.add_argument("--count", type=_number(int, 1), default=64, help="images in the grid (at most the dataset size)")
     p.add_argument("--seed", type=int, default=0, help="which random images are shown")
@@ -229,8 +229,7 @@ def _add_split(cmds: argparse._SubParsersAction) -> None:
     p = _command(cmds, "split", run_split, "hold out part of a dataset (training skips it; memorization uses it)",
                  "Write DATASET/split.json: a seeded random share of the images (class by class when labelled) held "
                  "out of training, so `gankit eval --metrics memorization` can tell new images from copies.  Running "
-                 "it again replaces the split.")
-    p.add_argument("dataset", metavar="DATASET", help="dataset folder")
+                 "it again replaces the split.", ("DATASET", "dataset folder"))
     p.add_argument("--holdout", type=_checked(parse_fraction), required=True, default=argparse.SUPPRESS,
                    help="fraction of the images held out, between 0 and 1, e.g. 0.1 (required)")
     p.add_argument("--seed", type=int, default=0, help="which images are held out (the same seed picks the same ones)")
