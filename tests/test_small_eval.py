@@ -81,7 +81,7 @@ def test_eval_prints_kid_first_marks_fid_and_warns(small_sets, capsys, monkeypat
     (fid_row,) = [line for line in lines if line.split()[:1] == ["fid"]]
     assert "biased" in fid_row
     warned = [line for line in captured.err.splitlines() if "WARNING" in line]
-    assert [w.split("WARNING: ")[1].split(":")[0] for w in warned] == ["fid", "kid"]  # pr/dc are fine at 48
+    assert [w.split("WARNING: ")[1].split(":")[0] for w in warned] == ["fid", "kid", "pr", "dc"]
     assert [w.split("WARNING: ")[1] for w in warned] == record["warnings"]
     # --json keeps stdout one object of numbers; the headline line moves to stderr, first of the report
     assert main(["eval", "--real", str(real), "--fake", str(fake), "--num", "48", "--json",
