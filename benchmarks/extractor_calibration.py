@@ -11,7 +11,15 @@ scores them against real images the way `gankit eval` scores a generator:
 - ``shuffle8``: each image cut into 8x8-pixel patches put back in random order;
 - ``blobs``: each image's own colour histogram painted as a round blob on its
   most common colour (same pixel colours, no shape at all);
-- ``noise``: uniform noise (the ceiling of wrongness).
+- ``noise``: uniform noise (the ceiling of wrongness);
+- ``wrong colours``: the real images with their channels rotated (RGB -> GBR):
+  every shape kept, every colour wrong; an extractor that sees shape only
+  would miss it, so it must stay far from real too.
+
+The `dataset` encoder is trained on half A only (a temporary copy of it), as
+a generator's images are never among the images the encoder learnt from;
+``--train-on all`` trains it on the whole data set, as `gankit eval` does.
+``--recipe '{"steps": 300}'`` overrides values of the encoder's recipe.
 
 The real set is split in two halves with a fixed seed: features of half A are
 the reference, every test set is made from half B, so no image is compared
@@ -29,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,6 +110,7 @@ def corrupted_sets(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
         "shuffle8": shuffle_patches(images, 8, rng),
         "blobs": colour_blobs(images, rng),
         "noise": rng.integers(0, 256, images.shape, dtype=np.uint8),
+        "wrong colours": np.roll(images, -1, axis=-1) if images.shape[-1] == 3 else 255 - images,
     }
 
 
@@ -111,13 +121,30 @@ def features(extractor, images: np.ndarray, batch: int = 256) -> np.ndarray:
     return extractor.features(chunks)
 
 
-def calibrate(dataset: str, extractor_name: str = "dataset", num: int = 1000, seed: int = 0) -> dict[str, dict]:
+def _extractor(ds, half_a: np.ndarray, name: str, recipe: dict | None, train_on: str):
+    """The extractor and the seconds its training took (0: cached or not trained)."""
+    if name != "dataset":
+        return get_extractor(name, dataset=ds, log=True), 0.0
+    from gankit.data.dataset import write_dataset
+    from gankit.metrics import dataset_encoder
+
+    full = {**dataset_encoder.RECIPE, **(recipe or {})}
+    start = time.perf_counter()
+    if train_on == "all":
+        return dataset_encoder.load_or_train(ds, recipe=full), time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = write_dataset(Path(tmp) / "half-a", half_a, source="calibration")
+        return dataset_encoder.load_or_train(reference, recipe=full), time.perf_counter() - start
+
+
+def calibrate(dataset: str, extractor_name: str = "dataset", num: int = 1000, seed: int = 0,
+              recipe: dict | None = None, train_on: str = "reference") -> dict[str, dict]:
     ds = load_dataset(dataset)
     n = min(num, len(ds) // 2)
     pick = np.random.default_rng(seed).permutation(len(ds))
     half_a = np.asarray(ds.images[np.sort(pick[:n])])
     half_b = np.asarray(ds.images[np.sort(pick[n:2 * n])])
-    extractor = get_extractor(extractor_name, dataset=ds, log=True)
+    extractor, train_seconds = _extractor(ds, half_a, extractor_name, recipe, train_on)
     reference = features(extractor, half_a)
     sets = {"real (held out)": half_b, **corrupted_sets(half_b, seed)}
     table = {}
@@ -128,7 +155,8 @@ def calibrate(dataset: str, extractor_name: str = "dataset", num: int = 1000, se
         table[name] = {"precision": scores["precision"], "recall": scores["recall"], "density": scores["density"],
                        "kid_x1000": 1000 * kid_mean, "kid_std_x1000": 1000 * kid_std,
                        "fid": fid(reference, feats)}
-    return {"dataset": str(dataset), "extractor": extractor.id, "images_per_set": n, "sets": table}
+    return {"dataset": str(dataset), "extractor": extractor.id, "images_per_set": n, "sets": table,
+            "train_on": train_on, "recipe": recipe or {}, "train_seconds": round(train_seconds, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num", type=int, default=1000, help="images per set (at most half the data set)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the table here")
+    parser.add_argument("--recipe", type=json.loads, default=None, help="JSON: values replacing the encoder recipe's")
+    parser.add_argument("--train-on", choices=("reference", "all"), default="reference",
+                        help="the encoder learns half A only (default) or the whole data set")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = calibrate(args.dataset, args.extractor, args.num, args.seed)
-    print(f"{result['dataset']}: extractor {result['extractor']}, {result['images_per_set']} images per set")
+    result = calibrate(args.dataset, args.extractor, args.num, args.seed, args.recipe, args.train_on)
+    print(f"{result['dataset']}: extractor {result['extractor']} (trained on {result['train_on']} in "
+          f"{result['train_seconds']:.0f} s), {result['images_per_set']} images per set")
     print(f"{'set':<17} {'precision':>9} {'recall':>7} {'density':>7} {'KID x1000':>16} {'FID':>9}")
     for name, row in result["sets"].items():
         kid_text = f"{row['kid_x1000']:.2f} ± {row['kid_std_x1000']:.2f}"

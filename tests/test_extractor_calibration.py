@@ -73,6 +73,6 @@ def test_the_script_scores_real_above_every_destroyed_set(tmp_path):
     import json
 
     sets = json.loads((tmp_path / "t.json").read_text())["sets"]
-    assert set(sets) == {"real (held out)", "blur", "shuffle8", "blobs", "noise"}
+    assert set(sets) == {"real (held out)", "blur", "shuffle8", "blobs", "noise", "wrong colours"}
     assert sets["noise"]["precision"] < sets["real (held out)"]["precision"]
     assert sets["noise"]["fid"] > max(v["fid"] for k, v in sets.items() if k != "noise")

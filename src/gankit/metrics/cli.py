@@ -32,6 +32,11 @@ its weights file pt_inception-2015-12-05-6726825d.pth must be in
 $TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch), given with
 --inception-weights, or fetched with --download.
 
+Small sets: with fewer than 5,000 images a side, KID (mean ± std over
+subsets) is the headline, printed first and stored as `headline` in the
+record, and FID is marked as biased (its bias grows like 1/N).  A warning
+names each metric that either set is too small for.  See docs/evaluation.md.
+
 Class agreement (`agreement`) labels the generated images with a linear probe
 fitted on the real labelled images (dataset-extractor features; cached) and
 reports the share showing their requested class, beside the probe's accuracy
@@ -146,9 +151,25 @@ def _trained_on(source: dict[str, Any]) -> dict[str, Any] | None:
     return load_checkpoint(Path(source["checkpoint"])).get("data") or None
 
 
-def _table(values: dict[str, float]) -> str:
+def _table(values: dict[str, float], notes: dict[str, str] | None = None) -> str:
     width = max([10, *(len(name) for name in values)])  # intra_fid_other, agreement_ceiling are longer
-    return "\n".join(f"  {name:<{width}} {value:>12.6g}" for name, value in values.items())
+    notes = notes or {}
+    return "\n".join(f"  {name:<{width}} {value:>12.6g}" + (f"  ({notes[name]})" if name in notes else "")
+                     for name, value in values.items())
+
+
+def _headline_and_warnings(result: Any, say: Any) -> dict[str, str]:
+    """The headline line (the first one printed), one stderr line per size
+    warning, and the notes for the table (FID marked as biased at small N)."""
+    from gankit.metrics.small_sets import biased_fid
+
+    if result.headline:
+        say(f"headline: {result.headline['text']} ({result.headline['why']})")
+    for line in result.warnings:
+        print(f"gankit eval: WARNING: {line}", file=sys.stderr, flush=True)
+    if biased_fid(result.num_real, result.num_fake):
+        return {"fid": f"biased upward at {min(result.num_real, result.num_fake)} images a side; read KID"}
+    return {}
 
 
 def _class_report(result: Any) -> str:
@@ -227,13 +248,14 @@ def run(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2) + "\n")
     what, kind = (source["checkpoint"], "generated") if "checkpoint" in source else (source["fake"], "fake")
+    notes = _headline_and_warnings(result, say)
     say(f"{what} vs {real.path}: {result.num_fake} {kind} vs {result.num_real} real images at "
         f"{result.resolution[0]}x{result.resolution[1]}")
     say(f"extractor: {extractor.describe()}" + (" (real features from cache)" if result.real_from_cache else ""))
     if args.json:
         print(json.dumps(result.metrics))
     else:
-        print(_table(result.metrics))
+        print(_table(result.metrics, notes))
     if result.per_class:
         say(_class_report(result))
     if result.memorization:  # and the nearest-neighbours panel for a run's report

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from gankit.data.dataset import ImageDataset, fingerprint
 from gankit.errors import UsageError
 from gankit.metrics import agreement as agree
-from gankit.metrics import per_class
+from gankit.metrics import per_class, small_sets
 from gankit.metrics.fid import fid
 from gankit.metrics.kid import kid, subset_size_for
 from gankit.metrics.prdc import DEFAULT_K, prdc
@@ -252,6 +252,8 @@ class EvalResult:
     per_class: list[dict[str, Any]] | None = None  # one row per class (see per_class.per_class_metrics)
     agreement: dict[str, Any] | None = None  # the probe's verdict per class and its ceiling (see agreement)
     memorization: dict[str, Any] | None = None  # threshold, sizes and the panel's rows (see holdout.memorization)
+    headline: dict[str, Any] | None = None  # the number to read first (KID on small sets; see small_sets)
+    warnings: list[str] = field(default_factory=list)  # one line per metric a set is too small for
 
     def to_dict(self) -> dict[str, Any]:
         """The record; without classes it has exactly the keys it had before classes existed."""
@@ -329,6 +331,8 @@ def evaluate(real: ImageDataset, fake: ImageSet, metrics: list[str], extractor: 
         real_from_cache=cached, seconds=round(time.perf_counter() - start, 3),
         kid_subset_size=subset_size_for(min(len(real_feats), len(fake_feats))) if "kid" in metrics else None,
         real_fingerprint=fingerprint(real), per_class=rows, agreement=verdict, memorization=memo,
+        headline=small_sets.headline(values, len(real_feats), len(fake_feats)),
+        warnings=small_sets.size_warnings(metrics, len(real_feats), len(fake_feats)),
     )
 
 
