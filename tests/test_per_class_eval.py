@@ -30,7 +30,8 @@ from gankit.data import load_dataset, write_dataset
 from gankit.errors import UsageError
 from gankit.metrics import agreement as agree
 from gankit.metrics import dataset_encoder as de
-from gankit.metrics.evaluate import DatasetImages, GeneratorImages, class_probe, evaluate
+from gankit.metrics.evaluate import class_probe, evaluate
+from gankit.metrics.image_sets import DatasetImages, GeneratorImages
 from gankit.metrics.per_class import class_plan
 from gankit.monitor import RunMonitor
 from gankit.monitor.events import load_events, load_records

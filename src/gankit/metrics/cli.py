@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def _real_path(args: argparse.Namespace) -> str:
 
 def _fake_set(args: argparse.Namespace, real: Any, device: Any) -> tuple[Any, dict[str, Any]]:
     from gankit.data.dataset import MANIFEST, load_dataset
-    from gankit.metrics.evaluate import DatasetImages, FolderImages, GeneratorImages
+    from gankit.metrics.image_sets import DatasetImages, FolderImages, GeneratorImages
 
     if args.fake:
         fake = Path(args.fake)
@@ -187,7 +188,8 @@ def _class_report(result: Any) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_args(args: argparse.Namespace) -> None:
+    """RUN or --fake, not both and not neither; a RUN that is a run directory (or generator file)."""
     if args.run and args.fake:
         raise UsageError("--fake: give either a RUN or --fake, not both")
     if not args.run and not args.fake:
@@ -196,7 +198,46 @@ def run(args: argparse.Namespace) -> int:
         from gankit.inputs import expect_run
 
         expect_run(args.run)
+
+
+def _provenance(record: dict[str, Any], source: dict[str, Any], result: Any, real: Any) -> None:
+    """Note in ``record`` what the run trained on, and warn when the score is
+    against other data, or judges copies by a split the run did not train under."""
+    trained_on = _trained_on(source)
+    real_fp = result.real_fingerprint
+    assert real_fp is not None  # evaluate() always records the real data's fingerprint
+    if trained_on is None:
+        return
+    record["trained_on"] = trained_on
+    if any(trained_on.get(k) != real_fp.get(k) for k in ("count", "shape", "manifest_sha256")):
+        from gankit.data.dataset import describe_fingerprint
+
+        print(f"gankit eval: WARNING: the run trained on {trained_on.get('path')} "
+              f"({describe_fingerprint(trained_on)}); "
+              f"this score is against {real.path} ({describe_fingerprint(real_fp)})",
+              file=sys.stderr, flush=True)
+    memo = result.memorization
+    if memo and trained_on.get("split") != memo["split_digest"]:
+        print("gankit eval: WARNING: the run did not train under this split of the dataset (gankit data split came "
+              "later, or was redone): its generator saw some held-out images, so the copy score undercounts copies",
+              file=sys.stderr, flush=True)
+
+
+def _record_path(args: argparse.Namespace) -> Path | None:
+    """Where eval.json goes: --out, else the run's eval record, else beside a generator file."""
+    if args.out:
+        return Path(args.out)
+    if not args.run:
+        return None
+    if _is_generator_file(args.run):
+        return Path(args.run).with_suffix(".eval.json")  # beside the file, not inside it
+    return RunDir(args.run).eval_record
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
     from gankit.data.dataset import load_dataset
+    from gankit.inputs import expect_dataset
     from gankit.metrics.evaluate import DEFAULT_METRICS, class_labels, evaluate
     from gankit.metrics.registry import get_extractor
 
@@ -204,8 +245,6 @@ def run(args: argparse.Namespace) -> int:
     metrics = args.metrics if isinstance(args.metrics, list) else _metrics(args.metrics or DEFAULT_METRICS)
     device = _device(args.device)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
-    from gankit.inputs import expect_dataset
-
     real = load_dataset(expect_dataset(_real_path(args), "--real"))
     fake, source = _fake_set(args, real, device)
     fake_labels, why = class_labels(real, fake)
@@ -224,29 +263,20 @@ def run(args: argparse.Namespace) -> int:
                       probe_extractor=probe_extractor, require_classes=explicit)
     record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    trained_on = _trained_on(source)
-    real_fp = result.real_fingerprint
-    assert real_fp is not None  # evaluate() always records the real data's fingerprint
-    if trained_on is not None:
-        record["trained_on"] = trained_on
-        if any(trained_on.get(k) != real_fp.get(k) for k in ("count", "shape", "manifest_sha256")):
-            from gankit.data.dataset import describe_fingerprint
-
-            print(f"gankit eval: WARNING: the run trained on {trained_on.get('path')} "
-                  f"({describe_fingerprint(trained_on)}); "
-                  f"this score is against {real.path} ({describe_fingerprint(real_fp)})",
-                  file=sys.stderr, flush=True)
-    memo = result.memorization
-    if memo and trained_on is not None and trained_on.get("split") != memo["split_digest"]:
-        print("gankit eval: WARNING: the run did not train under this split of the dataset (gankit data split came "
-              "later, or was redone): its generator saw some held-out images, so the copy score undercounts copies",
-              file=sys.stderr, flush=True)
-    out = Path(args.out) if args.out else (RunDir(args.run).eval_record if args.run else None)
-    if out is not None and not args.out and _is_generator_file(args.run):
-        out = Path(args.run).with_suffix(".eval.json")  # beside the file, not inside it
+    _provenance(record, source, result, real)
+    out = _record_path(args)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2) + "\n")
+    _report(args, result, source, real, fake, extractor, say)
+    say(f"{result.seconds:.1f} s" + (f"; wrote {out}" if out is not None else ""))
+    return 0
+
+
+def _report(args: argparse.Namespace, result: Any, source: dict[str, Any], real: Any, fake: Any, extractor: Any,
+            say: Callable[[str], None]) -> None:
+    """The console: headline and warnings, what was compared, the table, then
+    the per-class table and the copy score (with the report's neighbours panel)."""
     what, kind = (source["checkpoint"], "generated") if "checkpoint" in source else (source["fake"], "fake")
     notes = _headline_and_warnings(result, say)
     say(f"{what} vs {real.path}: {result.num_fake} {kind} vs {result.num_real} real images at "
@@ -265,5 +295,3 @@ def run(args: argparse.Namespace) -> int:
         run_dir = RunDir.of(args.run).path if args.run and not _is_generator_file(args.run) else None
         panel = write_neighbours(panel_path(run_dir), real, fake, result.memorization) if run_dir else None
         say(describe(result.memorization, panel))
-    say(f"{result.seconds:.1f} s" + (f"; wrote {out}" if out is not None else ""))
-    return 0

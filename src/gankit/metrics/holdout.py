@@ -27,7 +27,7 @@ import numpy as np
 from gankit.data.dataset import ImageDataset
 from gankit.data.split import Split, read_split
 from gankit.errors import UsageError
-from gankit.metrics.evaluate import DatasetImages, ImageSet, features_of
+from gankit.metrics.image_sets import DatasetImages, ImageSet, features_of
 from gankit.metrics.memorization import NEIGHBOURS, PERCENTILE, copy_score
 from gankit.metrics.registry import FeatureExtractor
 from gankit.metrics.stats_cache import cached_real_features

@@ -45,15 +45,8 @@ from gankit.data.dataset import ImageDataset
 from gankit.errors import UsageError
 from gankit.metrics import agreement as agree
 from gankit.metrics import holdout
-from gankit.metrics.evaluate import (
-    DatasetImages,
-    GeneratorImages,
-    class_probe,
-    compute_metrics,
-    features_of,
-    num_classes,
-    parse_metrics,
-)
+from gankit.metrics.evaluate import class_probe, compute_metrics, parse_metrics
+from gankit.metrics.image_sets import DatasetImages, GeneratorImages, features_of, num_classes
 from gankit.metrics.registry import FeatureExtractor, get_extractor
 from gankit.metrics.stats_cache import cached_real_features
 
