@@ -78,11 +78,14 @@ class SeedDiscriminator(nn.Module):
         plan = plan_resolution(height, width)
         n = plan.doublings
         layers: list[nn.Module] = []
+        convs: list[nn.Conv2d] = []
         c_in = channels
         for level in range(n):
             c_out = channels_at(base, n - 1 - level, n - 1)  # base, 2*base, ... (capped at 8*base)
             # (B, c, h, w) -> (B, c_out, h/2, w/2)
-            layers += [coord(coords, nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+            conv = nn.Conv2d(c_in, c_out, 4, 2, 1)
+            layers += [coord(coords, conv), nn.LeakyReLU(0.2, inplace=True)]
+            convs.append(conv)
             c_in = c_out
         if mbstd:
             layers.append(MinibatchStd(mbstd))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
@@ -96,6 +99,11 @@ class SeedDiscriminator(nn.Module):
         else:
             self.head = nn.Linear(flat, 1)  # (B, c*h0*w0) -> (B, 1)
         init_weights(self)
+        # Without normalisation, N(0, 0.02) shrinks the signal ~10x per layer: at 64 px every image got the
+        # same logit (sd 4e-5 over a batch) and D learnt nothing for the first ~10 kimg.  He init keeps
+        # the features' scale through the LeakyReLUs (docs/presets/seed-breakout.md).
+        for conv in convs:
+            nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
         if num_classes:  # made after init_weights: the unconditional parameters are drawn as before
             self.projection = Projection(c_in, num_classes)  # (B, c, h0, w0) features -> (B,)
 
