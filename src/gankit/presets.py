@@ -15,6 +15,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                      lr_g=4e-4, lr_d=4e-4, diffaugment="translation_x", mbstd=4,
                      precision="auto", channels_last=True, kimg=80.0, minutes=8.0, log_every=100, ema_kimg=2.0,
                      eval_every_kimg=20.0, eval_metrics="fid", eval_num=500),
+    # the breakout recipe on the original notebook's model; measurements in docs/presets/seed-breakout.md
+    "seed-breakout": dict(model="seed", loss="bce", width_g=32, width_d=16, d_head=256, coord_conv=True, batch=16,
+                          lr_g=4e-4, lr_d=4e-4, diffaugment="translation_x", mbstd=4,
+                          precision="auto", channels_last=True, kimg=60.0, minutes=13.0, log_every=100,
+                          ema_kimg=2.0, eval_every_kimg=60.0, eval_metrics="fid", eval_num=500),
     "cards64": dict(model="dcgan", loss="bce", batch=64, lr_g=2e-4, lr_d=2e-4, diffaugment="color,translation,cutout",
                     ada=True, ada_target=0.6, ada_kimg=100.0, label_smoothing=0.1, r1=0.3, r1_every=16, epochs=100),
 }
@@ -23,6 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 SUMMARIES: dict[str, str] = {
     "dcgan": "the textbook DCGAN recipe, the baseline the others beat",
     "breakout": "Breakout frames on a 2-core CPU in under 10 minutes (`make run`)",
+    "seed-breakout": "Breakout frames from the original notebook's model (`--model seed`) in under 15 minutes",
     "cards64": "64x64 RGB sets of 1k-15k images (the trading-cards case)",
 }
 
@@ -64,6 +70,30 @@ REASONS: dict[str, dict[str, str]] = {
         "eval_metrics": "FID alone ranks the states; the other metrics are for `gankit eval`",
         "eval_num": "500 images: enough to rank states of one run (same latents each time), ~2 s each",
     },
+    "seed-breakout": {
+        "model": "seed: the original notebook's Linear + upsample/3x3-conv G and strided-conv D, as users know it",
+        "loss": "bce, the notebook's loss and the breakout preset's",
+        "width_g": "32, as in breakout; G's 3x3 convolutions at full size already make the step ~2x dcgan's",
+        "width_d": "16, as in breakout: D runs three times a step",
+        "d_head": "an MLP on D's features lets D ask for exactly one paddle (a linear head scores two as the sum of "
+                  "one)",
+        "coord_conv": "each conv sees the pixel's row and column: one paddle moved, not copies faded in and out",
+        "batch": "16: twice the G steps of batch 32 for the same images",
+        "lr_g": "4e-4, the breakout preset's rate",
+        "lr_d": "the same as G's",
+        "diffaugment": "sideways shifts only: vertical shifts push the paddle row out of real frames, blinding D to it",
+        "mbstd": "D sees the spread within groups of 4 and can tell G draws the same paddle in every sample",
+        "precision": "bf16 only where the CPU runs it natively (emulated bf16 is slower than fp32)",
+        "channels_last": "faster in fp32 on the CPU",
+        "kimg": "60: paddle 0.58 (0.41 at 24), ~12 minutes on an idle 2-core machine (0.5-0.6x breakout's images/s)",
+        "minutes": "13: a guard, so a slower machine still ends within 15 minutes (the kimg limit is the budget)",
+        "log_every": "a console line every 100 steps",
+        "ema_kimg": "2 kimg, as in breakout",
+        "eval_every_kimg": "once per 60 kimg: FID ranked the paddle-less 12-kimg state best, so early states must not "
+                           "compete",
+        "eval_metrics": "FID alone ranks the states; the other metrics are for `gankit eval`",
+        "eval_num": "500 images, as in breakout: ~2 s an evaluation",
+    },
     "cards64": {
         "model": "dcgan at 64x64 RGB",
         "loss": "bce, so label smoothing applies",
@@ -81,7 +111,8 @@ REASONS: dict[str, dict[str, str]] = {
     },
 }
 
-DOCS = {"breakout": "docs/presets/breakout.md", "cards64": "docs/presets/cards64.md"}
+DOCS = {"breakout": "docs/presets/breakout.md", "seed-breakout": "docs/presets/seed-breakout.md",
+        "cards64": "docs/presets/cards64.md"}
 
 
 def describe_presets() -> str:

@@ -8,6 +8,8 @@ With ``num_classes`` 0 both give exactly the unconditional layers.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -121,8 +123,12 @@ class DiscriminatorBase(nn.Module):
         layers.append(MinibatchStd(group))  # (B, c, h0, w0) -> (B, c + 1, h0, w0)
         return channels + 1
 
-    def finish(self, features: int) -> None:
-        """DCGAN init, then the projection reading ``features``-channel maps (B, c, h0, w0) -> (B,)."""
+    def finish(self, features: int, he_init: Sequence[nn.Conv2d] = ()) -> None:
+        """DCGAN init (``he_init``'s convolutions: He init for LeakyReLU(0.2)
+        instead), then the projection reading ``features``-channel maps
+        (B, c, h0, w0) -> (B,)."""
         init_weights(self)
+        for conv in he_init:
+            nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
         if self.num_classes:
             self.projection = Projection(features, self.num_classes)

@@ -64,9 +64,11 @@ class SeedDiscriminator(DiscriminatorBase):
                  coords: bool = False, head: int = 0, num_classes: int = 0):
         super().__init__(height, width, num_classes)
         layers: list[nn.Module] = []
+        convs: list[nn.Conv2d] = []
         for c_in, c_out in self.levels(channels, base):
             # (B, c_in, h, w) -> (B, c_out, h/2, w/2), with a bias: no BatchNorm follows
-            layers += [coord(coords, nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+            convs.append(nn.Conv2d(c_in, c_out, 4, 2, 1))
+            layers += [coord(coords, convs[-1]), nn.LeakyReLU(0.2, inplace=True)]
         c_in = self.add_mbstd(layers, mbstd, c_out)
         self.features = nn.Sequential(*layers)
         flat = c_in * self.plan.base_h * self.plan.base_w
@@ -76,7 +78,10 @@ class SeedDiscriminator(DiscriminatorBase):
             self.head = nn.Sequential(nn.Linear(flat, head), nn.LeakyReLU(0.2, inplace=True), nn.Linear(head, 1))
         else:
             self.head = nn.Linear(flat, 1)  # (B, c*h0*w0) -> (B, 1)
-        self.finish(c_in)
+        # Without normalisation, N(0, 0.02) shrinks the signal ~10x per layer: at 64 px every image got the
+        # same logit (sd 4e-5 over a batch) and D learnt nothing for the first ~10 kimg.  He init keeps
+        # the features' scale through the LeakyReLUs (docs/presets/seed-breakout.md).
+        self.finish(c_in, he_init=convs)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "this discriminator")
