@@ -312,6 +312,30 @@ def test_best_score_and_its_kimg_come_back_on_resume(run1, tmp_path):
         trainer.lock.release()
 
 
+def test_best_score_from_another_extractor_is_not_compared(run1, tmp_path, monkeypatch, capsys):
+    """A best score measured by another extractor (another recipe version) is on
+    another scale: the resumed run chooses its best state anew instead of
+    keeping a score no new evaluation can be compared with."""
+    from gankit.metrics import dataset_encoder
+
+    monkeypatch.setitem(dataset_encoder.RECIPE, "steps", 20)  # the same encoder, trained faster
+    run = _copy(run1, tmp_path / "r")
+    path = ckpt.latest_checkpoint(run / "checkpoints")
+    state = torch.load(path, weights_only=True)
+    old = {"score": 1e-9, "kimg": 0.032, "metric": "fid", "extractor_id": "dataset-v1-0123456789ab"}
+    state["best"] = old  # unbeatable on any scale: only the id check lets a new state in
+    ckpt.atomic_save(state, path)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--eval-every-kimg", "0.1", "--eval-num", "32",
+                 "--eval-metrics", "fid"]) == 0
+    assert "dataset-v1-0123456789ab; scores now come from dataset-" in capsys.readouterr().out
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["best"]
+    assert best["kimg"] > old["kimg"] and best["score"] > old["score"]
+    assert best["extractor_id"].startswith("dataset-") and best["extractor_id"] != old["extractor_id"]
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert evals and {e["extractor_id"] for e in evals} == {best["extractor_id"]}
+
+
 def test_flags_and_data_on_resume_are_refused_or_applied_and_logged(data, run1, tmp_path, capsys):
     run = _copy(run1, tmp_path / "r")
     config_before = (run / "config.yaml").read_text()

@@ -158,6 +158,7 @@ class TrainingEvaluator:
         record["eval_fraction"] = round(self.eval_seconds / self.training_seconds(), 4)
         record["eval_skipped"] = self.skipped
         record["extractor"] = self._extractor.name
+        record["extractor_id"] = self._extractor.id  # name + version + weights: scores compare only within one id
         for key in SCORE_KEYS:
             if key in record:
                 record["score"], record["score_metric"] = record[key], key

@@ -263,10 +263,17 @@ class Trainer(RunSession):
         result = self.evaluator.evaluate(self.state.sampling_generator(self.cfg.no_ema), kimg)
         record = {"kind": "eval", "step": c.step, "kimg": round(kimg, 3), "time": round(self.elapsed(), 3), **result}
         self.monitor.log(record)
-        score = result.get("score")
+        score, best = result.get("score"), self.state.best
+        if best and best.get("extractor_id") != result.get("extractor_id"):
+            # e.g. a run resumed after the dataset extractor's recipe changed: the old score is on another scale
+            self._say(f"best.pt: its {best.get('metric')} {best.get('score'):.4g} ({best.get('kimg')} kimg) was "
+                      f"measured by {best.get('extractor_id') or 'an older extractor'}; scores now come from "
+                      f"{result.get('extractor_id')}, so the best state is chosen anew")
+            self.state.best = {}
         if score is None or not math.isfinite(score) or score >= self.state.best.get("score", math.inf):
             return
-        self.state.best = {"metric": result["score_metric"], "score": score, "kimg": round(kimg, 3)}
+        self.state.best = {"metric": result["score_metric"], "score": score, "kimg": round(kimg, 3),
+                           "extractor_id": result.get("extractor_id")}
         ckpt.atomic_save(self.checkpoint_state(), self.files.best)
         self._snapshot(best=True)
 
