@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import blobs
 
@@ -77,7 +78,10 @@ def test_throughput_script_reports_ratio_flops_and_train_check():
     # The train check ran both settings on real Breakout frames and judged them.
     checks = re.findall(r"^  (gankit|reference) \((\w+)\)[^:]*: final D accuracy ([0-9.]+) "
                         r"\(D\(x\) ([0-9.]+), D\(G\(z\)\) ([0-9.]+)\), monitor (.+)$", out, re.M)
-    assert [(c[0], c[1]) for c in checks] == [("gankit", "bf16"), ("gankit", "bf16"), ("reference", "fp32")], out
+    from gankit.train.hardware import pick_precision
+
+    auto = pick_precision("auto", torch.device("cpu"))  # gankit's setting is what --precision auto picks here
+    assert [(c[0], c[1]) for c in checks] == [("gankit", auto), ("gankit", auto), ("reference", "fp32")], out
     for *_, acc, d_x, d_g_z, health in checks:
         assert all(0.0 <= float(v) <= 1.0 for v in (acc, d_x, d_g_z))
         assert health == "healthy" or health.startswith("problems: ")
