@@ -38,6 +38,11 @@ subsets) is the headline, printed first and stored as `headline` in the
 record, and FID is marked as biased (its bias grows like 1/N).  A warning
 names each metric that either set is too small for.  See docs/evaluation.md.
 
+Training vs held-out (after `gankit data split DATASET --holdout 0.1`):
+--real-part train scores against the images the generator trained on,
+--real-part heldout against the ones it never saw; a gap between the two is a
+sign of copying.  See docs/evaluation.md.
+
 Class agreement (`agreement`) labels the generated images with a linear probe
 fitted on the real labelled images (dataset-extractor features; cached) and
 reports the share showing their requested class, beside the probe's accuracy
@@ -66,6 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated: fid,kid,pr,dc,agreement,memorization (needs `gankit data split`); "
                         "None: all of them (agreement only where there are classes)")
     p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
+    p.add_argument("--real-part", choices=("all", "train", "heldout"), default="all",
+                   help="real images to compare with: all, or the training / held-out part of `gankit data split`")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
     add_generator_flags(p, verb="score")
     p.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
@@ -216,10 +223,13 @@ def _provenance(record: dict[str, Any], source: dict[str, Any], result: Any, rea
               f"({describe_fingerprint(trained_on)}); "
               f"this score is against {real.path} ({describe_fingerprint(real_fp)})",
               file=sys.stderr, flush=True)
-    memo = result.memorization
-    if memo and trained_on.get("split") != memo["split_digest"]:
+    heldout = result.real_split if result.real_part == "heldout" else None
+    hurt = [why for details, why in ((result.memorization, "the copy score undercounts copies"),
+                                     (heldout, "--real-part heldout is not all unseen images"))
+            if details and trained_on.get("split") != details["split_digest"]]
+    if hurt:
         print("gankit eval: WARNING: the run did not train under this split of the dataset (gankit data split came "
-              "later, or was redone): its generator saw some held-out images, so the copy score undercounts copies",
+              f"later, or was redone): its generator saw some held-out images, so {' and '.join(hurt)}",
               file=sys.stderr, flush=True)
 
 
@@ -250,17 +260,19 @@ def run(args: argparse.Namespace) -> int:
     fake_labels, why = class_labels(real, fake)
     if explicit and "agreement" in metrics and fake_labels is None:  # before any encoder is trained
         raise UsageError(f"--metrics: agreement needs class labels on both sides: {why}")
-    if "memorization" in metrics:  # also before any encoder is trained: it needs `gankit data split`
-        from gankit.metrics.holdout import require_split
+    from gankit.metrics.holdout import require_split
 
+    if "memorization" in metrics:  # also before any encoder is trained: it needs `gankit data split`
         require_split(real)
+    if args.real_part != "all":
+        require_split(real, "--real-part", args.real_part)
     extractor = get_extractor(args.extractor, dataset=real, device=device, weights=args.inception_weights,
                               download=args.download, log=True)
     probe_extractor = None
     if "agreement" in metrics and args.extractor != "dataset" and fake_labels is not None:
         probe_extractor = get_extractor("dataset", dataset=real, device=device, log=True)
     result = evaluate(real, fake, metrics, extractor, num_real=args.num, batch=args.batch, seed=args.seed,
-                      probe_extractor=probe_extractor, require_classes=explicit)
+                      probe_extractor=probe_extractor, require_classes=explicit, real_part=args.real_part)
     record = {**result.to_dict(), **source, "real": str(real.path), "metric_names": metrics,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     _provenance(record, source, result, real)
@@ -281,6 +293,12 @@ def _report(args: argparse.Namespace, result: Any, source: dict[str, Any], real:
     notes = _headline_and_warnings(result, say)
     say(f"{what} vs {real.path}: {result.num_fake} {kind} vs {result.num_real} real images at "
         f"{result.resolution[0]}x{result.resolution[1]}")
+    if result.real_split:
+        from gankit.metrics.holdout import PART_WORDS
+
+        s = result.real_split
+        say(f"real: {result.num_real} {PART_WORDS[s['part']]} images of {real.path} (of {s['part_size']} in that "
+            f"part; split {s['split_digest']}: {s['split']})")
     say(f"extractor: {extractor.describe()}" + (" (real features from cache)" if result.real_from_cache else ""))
     if args.json:
         print(json.dumps(result.metrics))

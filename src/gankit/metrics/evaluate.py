@@ -8,7 +8,9 @@ if they had been saved as PNGs, so ``gankit eval RUN`` and ``gankit eval
 --fake DIR`` on that run's saved samples give the same numbers.
 
 Real features come from the stats cache (see `stats_cache`), so only the
-generated side costs time after the first evaluation on a dataset.
+generated side costs time after the first evaluation on a dataset.  The real
+side is the whole dataset, or with ``real_part`` one part of its split
+(`holdout.real_part`): training images or held-out ones.
 
 When both sides carry class labels (a labelled dataset, and a conditional
 generator or a labelled --fake dataset), each class is also scored on its own
@@ -28,6 +30,8 @@ from gankit.errors import UsageError
 from gankit.metrics import agreement as agree
 from gankit.metrics import per_class, small_sets
 from gankit.metrics.fid import fid
+from gankit.metrics.holdout import PART_WORDS, memorization_of
+from gankit.metrics.holdout import real_part as choose_real
 from gankit.metrics.image_sets import DatasetImages, ImageSet, features_of
 from gankit.metrics.kid import kid, subset_size_for
 from gankit.metrics.prdc import DEFAULT_K, prdc
@@ -97,11 +101,13 @@ class EvalResult:
     memorization: dict[str, Any] | None = None  # threshold, sizes and the panel's rows (see holdout.memorization)
     headline: dict[str, Any] | None = None  # the number to read first (KID on small sets; see small_sets)
     warnings: list[str] = field(default_factory=list)  # one line per metric a set is too small for
+    real_part: str = "all"  # which real images: all, or the split's train / heldout part (--real-part)
+    real_split: dict[str, Any] | None = None  # for a part: the split's description and digest, the part's size
 
     def to_dict(self) -> dict[str, Any]:
         """The record; without classes it has exactly the keys it had before classes existed."""
         out = asdict(self)
-        for key in ("per_class", "agreement", "memorization"):
+        for key in ("per_class", "agreement", "memorization", "real_split"):
             if out[key] is None:
                 del out[key]
         return out
@@ -128,8 +134,11 @@ def class_labels(real: ImageDataset, fake: ImageSet) -> tuple[np.ndarray | None,
 
 def evaluate(real: ImageDataset, fake: ImageSet, metrics: list[str], extractor: FeatureExtractor,
              num_real: int | None = None, batch: int = 64, seed: int = 0,
-             probe_extractor: FeatureExtractor | None = None, require_classes: bool = False) -> EvalResult:
-    """Compare ``fake`` with up to ``num_real`` images of the dataset ``real``.
+             probe_extractor: FeatureExtractor | None = None, require_classes: bool = False,
+             real_part: str = "all") -> EvalResult:
+    """Compare ``fake`` with up to ``num_real`` images of the dataset ``real``:
+    of all of it, or (``real_part`` "train" / "heldout") of one part of its
+    split (`gankit data split`; a `UsageError` without one).
 
     With labels on both sides, per-class FID/KID are added; ``agreement``
     (among ``metrics``) needs ``probe_extractor`` (the `dataset` extractor;
@@ -137,22 +146,22 @@ def evaluate(real: ImageDataset, fake: ImageSet, metrics: list[str], extractor: 
     skipped, or a `UsageError` when ``require_classes`` (it was asked for)."""
     start = time.perf_counter()
     count = min(num_real or fake.count, len(real))
-    for what, n in (("generated/fake", fake.count), ("real", count)):
+    side = choose_real(real, real_part, count, fake.resolution, seed, extractor.id)
+    real_images = side.images
+    for what, n in (("generated/fake", fake.count), (f"{PART_WORDS.get(real_part, 'real')} real", real_images.count)):
         if n < MIN_IMAGES:
+            more = "--holdout in `gankit data split`" if real_part == "heldout" and n < count else "--num"
             raise UsageError(f"--num: {n} {what} images are too few to evaluate (need at least {MIN_IMAGES}; "
-                             "raise --num or give more images)")
+                             f"raise {more} or give more images)")
     fake_labels, why = class_labels(real, fake)
     if fake_labels is None and require_classes and "agreement" in metrics:
         raise UsageError(f"--metrics: agreement needs class labels on both sides: {why}")
-    real_images = DatasetImages(real, count, fake.resolution, seed=seed)
-    real_feats, cached = cached_real_features(real, extractor.id, fake.resolution, real_images.count, seed,
+    real_feats, cached = cached_real_features(real, side.cache_id, fake.resolution, real_images.count, seed,
                                               lambda: features_of(extractor, real_images, batch))
     fake_feats = features_of(extractor, fake, batch)
     values = compute_metrics(real_feats, fake_feats, metrics, seed=seed)
     memo = None
     if "memorization" in metrics:  # nearest training images vs the held-out split (gankit.metrics.holdout)
-        from gankit.metrics.holdout import memorization_of
-
         memo_values, memo = memorization_of(real, extractor, fake.resolution, fake_feats, count, batch)
         values.update(memo_values)
     rows = verdict = None
@@ -176,6 +185,7 @@ def evaluate(real: ImageDataset, fake: ImageSet, metrics: list[str], extractor: 
         real_fingerprint=fingerprint(real), per_class=rows, agreement=verdict, memorization=memo,
         headline=small_sets.headline(values, len(real_feats), len(fake_feats)),
         warnings=small_sets.size_warnings(metrics, len(real_feats), len(fake_feats)),
+        real_part=real_part, real_split=side.record(),
     )
 
 

@@ -1,5 +1,5 @@
-"""The memorisation check on a split dataset: which real features feed it,
-and the nearest-neighbours panel.
+"""The parts of a split dataset as real image sets: the memorisation check,
+the nearest-neighbours panel, and `gankit eval --real-part`.
 
 `gankit.metrics.memorization` does the maths on feature arrays; this module
 picks the images: up to ``num`` training images (seeded) as the reference
@@ -14,6 +14,11 @@ The panel shows, of the first `PANEL_POOL` generated images, the
 `PANEL_ROWS` closest to a training image (the likeliest copies) beside
 their `NEIGHBOURS` nearest training images, so a reader can judge with
 their own eyes whether "close" means "copied".
+
+`real_part` picks the real side of FID/KID/PR/DC: the whole dataset (as
+before splits existed), or only its training or held-out part; scoring a
+generator against both tells "close to what it saw" from "generalises".
+Every image choice from a part goes through `part_images`.
 """
 from __future__ import annotations
 
@@ -35,13 +40,15 @@ from gankit.metrics.stats_cache import cached_real_features
 PANEL_POOL = 64  # generated images the panel picks from (regenerated cheaply: one batch)
 PANEL_ROWS = 8
 SEED = 0  # which training images form the reference when there are more than ``num``
+REAL_PARTS = ("all", "train", "heldout")  # --real-part: the whole dataset, or one part of its split
+PART_WORDS = {"train": "training", "heldout": "held-out"}
 
 
-def require_split(ds: ImageDataset, flag: str = "--metrics") -> Split:
+def require_split(ds: ImageDataset, flag: str = "--metrics", what: str = "memorization") -> Split:
     """The dataset's split, or a UsageError (naming ``flag``) that says how to make one."""
     split = read_split(ds)
     if split is None:
-        raise UsageError(f"{flag}: memorization needs a held-out part of {ds.path}: run `gankit data split "
+        raise UsageError(f"{flag}: {what} needs a held-out part of {ds.path}: run `gankit data split "
                          f"{ds.path} --holdout 0.1`, then train on it (the generator must not see the held-out "
                          "images); see docs/evaluation.md")
     return split
@@ -56,6 +63,50 @@ class PartImages(DatasetImages):
         self.count = len(self.indices)
         self.labels = None if ds.labels is None else np.asarray(ds.labels[self.indices])
         self.classes = ds.classes
+
+
+def part_images(ds: ImageDataset, split: Split, part: str, num: int, resolution: tuple[int, int],
+                rng: np.random.Generator) -> PartImages:
+    """Up to ``num`` images of the split's ``part`` ("train" or "heldout"),
+    drawn with ``rng`` when the part holds more (all of it otherwise)."""
+    pool = {"train": split.training, "heldout": split.heldout}[part]
+    chosen = pool if len(pool) <= num else np.sort(rng.choice(pool, num, replace=False))
+    return PartImages(ds, chosen, resolution)
+
+
+@dataclass
+class RealPart:
+    """The real side of an evaluation: its images and the stats-cache id of their features."""
+
+    part: str  # one of REAL_PARTS
+    images: DatasetImages
+    cache_id: str  # the extractor's id, plus the part and the split's digest for a part
+    split: Split | None  # None for "all"
+
+    def record(self) -> dict[str, Any] | None:
+        """What an eval record says about the split (None for "all")."""
+        if self.split is None:
+            return None
+        return {"part": self.part, "split": self.split.describe(), "split_digest": self.split.digest,
+                "part_size": len(self.split.training if self.part == "train" else self.split.heldout)}
+
+
+def real_part(ds: ImageDataset, part: str, num: int, resolution: tuple[int, int], seed: int,
+              extractor_id: str) -> RealPart:
+    """Up to ``num`` real images of ``part`` of ``ds``, picked with ``seed``.
+
+    "all" is exactly the real side of evaluations before splits existed (same
+    images, same cache key).  A part's cache id adds the part and the split's
+    digest, so the parts never share features and a new split never reads
+    old ones; "real:" keeps it apart from `part_features`' keys, whose
+    held-out draw follows the training one on a shared generator."""
+    if part == "all":
+        return RealPart(part, DatasetImages(ds, num, resolution, seed=seed), extractor_id, None)
+    if part not in PART_WORDS:
+        raise UsageError(f"--real-part: expected one of {', '.join(REAL_PARTS)}; got {part!r}")
+    split = require_split(ds, "--real-part", part)
+    images = part_images(ds, split, part, num, resolution, np.random.default_rng(seed))
+    return RealPart(part, images, f"{extractor_id}|real:{part}|{split.digest}", split)
 
 
 @dataclass
@@ -73,9 +124,8 @@ def part_features(ds: ImageDataset, split: Split, extractor: FeatureExtractor, r
     """Up to ``num`` training images (seeded) and up to ``num`` held-out ones, through the cache."""
     rng = np.random.default_rng(SEED)
     parts = {}
-    for name, pool in (("train", split.training), ("heldout", split.heldout)):
-        chosen = pool if len(pool) <= num else np.sort(rng.choice(pool, num, replace=False))
-        images = PartImages(ds, chosen, resolution)
+    for name in ("train", "heldout"):
+        images = part_images(ds, split, name, num, resolution, rng)
         feats, _ = cached_real_features(ds, f"{extractor.id}|{name}|{split.digest}", resolution, images.count, SEED,
                                         partial(features_of, extractor, images, batch))
         parts[name] = (images.indices, feats)
