@@ -240,6 +240,8 @@ def test_eval_warns_when_the_run_trained_under_another_split(memo_run, split_ds,
         capsys.readouterr()
         assert main(["eval", str(memo_run), "--metrics", "memorization", "--num", "48"]) == 0
         assert "did not train under this split" in capsys.readouterr().err
+        assert main(["eval", str(memo_run), "--metrics", "kid", "--real-part", "heldout", "--num", "48"]) == 0
+        assert "so --real-part heldout is not all unseen images" in capsys.readouterr().err
         with pytest.MonkeyPatch.context() as mp:  # one more step under the new split: the resume says so
             mp.setattr("gankit.monitor.run_monitor.REDRAW_EVERY_S", 1e9)
             assert main(["train", "--resume", str(memo_run), "--kimg", "0.112"]) == 0
@@ -248,4 +250,6 @@ def test_eval_warns_when_the_run_trained_under_another_split(memo_run, split_ds,
         assert main(["data", "split", str(split_ds.path), "--holdout", "0.25", "--seed", "5"]) == 0
     capsys.readouterr()
     assert main(["eval", str(memo_run), "--metrics", "memorization", "--num", "48"]) == 0
+    assert "did not train under this split" not in capsys.readouterr().err
+    assert main(["eval", str(memo_run), "--metrics", "kid", "--real-part", "heldout", "--num", "48"]) == 0
     assert "did not train under this split" not in capsys.readouterr().err
