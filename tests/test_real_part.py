@@ -3,6 +3,7 @@ compare against, on a real tiny labelled dataset split by the real CLI, with
 the real (briefly trained) dataset extractor and the real stats cache."""
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -13,9 +14,10 @@ from gankit.data import write_dataset
 from gankit.data.dataset import load_dataset
 from gankit.data.split import read_split
 from gankit.errors import UsageError
+from gankit.metrics import cli as metrics_cli
 from gankit.metrics import dataset_encoder
 from gankit.metrics.evaluate import compute_metrics, evaluate
-from gankit.metrics.holdout import real_part
+from gankit.metrics.holdout import REAL_PARTS, real_part
 from gankit.metrics.image_sets import DatasetImages, features_of
 from gankit.metrics.stats_cache import stats_path
 
@@ -143,3 +145,8 @@ def test_a_part_without_a_split_exits_2_before_any_work(world, tmp_path, capsys)
     with pytest.raises(SystemExit) as exit_:
         main(["eval", "--real", str(plain.path), "--fake", str(plain.path), "--real-part", "test"])
     assert exit_.value.code == 2 and "--real-part" in capsys.readouterr().err
+    parser = argparse.ArgumentParser()
+    metrics_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["eval", "RUN"])
+    (action,) = [a for a in args._parser._actions if a.dest == "real_part"]
+    assert tuple(action.choices) == REAL_PARTS and args.real_part == "all"  # the flag offers what the API takes

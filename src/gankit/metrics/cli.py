@@ -71,6 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated: fid,kid,pr,dc,agreement,memorization (needs `gankit data split`); "
                         "None: all of them (agreement only where there are classes)")
     p.add_argument("--num", type=positive_int, default=5000, help="images per side (real: at most the dataset's size)")
+    # the names of holdout.REAL_PARTS, spelt out: importing it here would load torch for --help
     p.add_argument("--real-part", choices=("all", "train", "heldout"), default="all",
                    help="real images to compare with: all, or the training / held-out part of `gankit data split`")
     p.add_argument("--extractor", choices=("dataset", "inception"), default="dataset", help="feature extractor")
@@ -209,7 +210,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _provenance(record: dict[str, Any], source: dict[str, Any], result: Any, real: Any) -> None:
     """Note in ``record`` what the run trained on, and warn when the score is
-    against other data, or judges copies by a split the run did not train under."""
+    against other data, or judges copies (or calls images held out) by a split
+    the run did not train under."""
     trained_on = _trained_on(source)
     real_fp = result.real_fingerprint
     assert real_fp is not None  # evaluate() always records the real data's fingerprint
