@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     table = figures.markdown_table(rows)
     print(f"\n{table}", end="")
     if args.table:
+        Path(args.table).parent.mkdir(parents=True, exist_ok=True)
         Path(args.table).write_text(table)
         print(f"wrote {args.table}")
     return 0

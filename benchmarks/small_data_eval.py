@@ -127,7 +127,8 @@ def _num(value: Any, fmt: str) -> str:
 def table_row(recipe: str, seed: int, budget: str, s: dict[str, Any]) -> list[str]:
     """One markdown row: ``s`` is `summarise` merged with `quality`."""
     kid = f"{s['kid_mean'] * 1000:.1f} ± {s['kid_std'] * 1000:.1f}"
-    return [recipe, str(seed), budget, f"{s['kimg']:.1f}", f"{s['minutes']:.1f}", _num(s["images_per_s"], ".1f"),
+    kimg = f"{s['kimg']:.1f}" if s["kimg"] >= 1 else f"{s['kimg']:.3f}"  # tiny test budgets stay readable
+    return [recipe, str(seed), budget, kimg, f"{s['minutes']:.1f}", _num(s["images_per_s"], ".1f"),
             kid, _num(s["fid"], ".2f"), _num(s["precision"], ".3f"), _num(s["recall"], ".3f"),
             _num(s.get("memorization"), ".3f"), _num(s["acc_real_2nd_half_max"], ".3f"), s["grid64"]]
 
