@@ -227,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             p.error(f"--summarise-only: no finished run at {', '.join(missing)} (check --out and --tag)")
     else:
+        from gankit.train.rundir import holds_run
+
+        taken = [str(Path(args.out) / run_name(r, args.tag)) for r in recipes
+                 if holds_run(Path(args.out) / run_name(r, args.tag))]
+        if taken:  # checked before the first recipe trains, not when the second one would start
+            p.error(f"--tag: {', '.join(taken)} already hold(s) a run; pick another --tag (or --out), "
+                    "or add --summarise-only to score them")
         runs = _train(args, recipes, data)
     torch.set_num_threads(args.threads)  # the training runs set their own
     from gankit.train.rundir import read_config

@@ -101,3 +101,14 @@ def test_unknown_recipe_exits_2_listing_presets(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "nope" in err and "cards64" in err and "dcgan" in err
+
+
+def test_taken_run_names_exit_2_before_training(bench, capsys):
+    root, out = bench
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(SystemExit) as exc:
+        small_data.main(["--data", str(root / "blobs"), "--out", str(out), *TINY])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--tag" in err and str(out / "dcgan-t") in err and str(out / "cards64-t") in err
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing new trained
