@@ -11,7 +11,9 @@ e.g. the sprites of benchmarks/build_sprites.py) or, without --data, on a set
 anyone can make offline: 2,000 64x64 RGB frames mixed from five Atari games,
 built once with `gankit.data.atari.collect_atari` and cached under --data-dir.
 
-Per run (one table row) it reports: recipe, seed, budget, kimg reached,
+Per run (one table row) it reports: recipe, seed, budget, status (a recipe
+whose training fails keeps its row, scored from its last good checkpoint or
+"-", and the next recipe still trains), kimg reached,
 training minutes, images/s (kimg x 1000 / training seconds, from the run's
 records), KID (mean ± std over subsets, x1000) and FID with the `dataset`
 extractor, precision and recall, the memorisation copy score when the
@@ -120,13 +122,18 @@ def train_one(recipe: str, data: str, out: str, budget: dict[str, float], thread
     """Train one recipe (a preset name, plus overrides) and return its run directory."""
     import gankit
     from gankit.config import TrainConfig
+    from gankit.errors import TrainingFailed
 
     torch.set_num_threads(threads)
     cfg = TrainConfig.from_preset(recipe, data=data, out=out, name=run_name(recipe, tag), seed=seed,
                                   threads=threads, epochs=0, kimg=budget.get("kimg", 0.0),
                                   minutes=budget.get("minutes", 0.0), snapshot_kimg=budget["snapshot_kimg"],
                                   num_samples=64, tensorboard=False, **extra)
-    return str(gankit.train(cfg))
+    try:
+        return str(gankit.train(cfg))
+    except TrainingFailed as err:  # its row says so, and the other recipes still train
+        print(f"\n{recipe}: training failed: {err}", file=sys.stderr, flush=True)
+        return str(Path(out) / run_name(recipe, tag))
 
 
 def _train_job(args: tuple) -> str:
@@ -213,6 +220,30 @@ def _train(args: argparse.Namespace, recipes: list[str], data: Path) -> list[str
     return runs
 
 
+def _score(recipes: list[str], runs: list[str], data: Path,
+           args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], list[list[str]]]:
+    """Each run's figures (for the JSON file) and table row; a run without a
+    training record (it failed at once) gets a row of "-"."""
+    from gankit.train.rundir import read_config
+
+    extractor = None  # trained (or read from its cache) only when some run has something to score
+    results: dict[str, dict[str, Any]] = {}
+    rows = []
+    for r, run in zip(recipes, runs):
+        run_dir = Path(run)
+        cfg = read_config(run_dir) or {}  # the budget and seed the run had (--summarise-only may not repeat them)
+        budget, seed = _budget_label(cfg), int(cfg.get("seed", args.seed))
+        s = figures.summarise(run_dir, data, args.seed)
+        if s is None:
+            rows.append(figures.empty_row(r, seed, budget, run_dir))
+            continue
+        extractor = extractor or figures.dataset_extractor(data)
+        s.update(figures.quality(run_dir, data, extractor, args.eval_num, args.seed), budget=budget, seed=seed)
+        results[r] = s
+        rows.append(figures.table_row(r, seed, budget, s))
+    return results, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
@@ -236,19 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                     "or add --summarise-only to score them")
         runs = _train(args, recipes, data)
     torch.set_num_threads(args.threads)  # the training runs set their own
-    from gankit.train.rundir import read_config
-
-    extractor = figures.dataset_extractor(data)
-    results: dict[str, dict[str, Any]] = {}
-    rows = []
-    for r, run in zip(recipes, runs):
-        run_dir = Path(run)
-        cfg = read_config(run_dir) or {}  # the budget and seed the run had (--summarise-only may not repeat them)
-        s = {**figures.summarise(run_dir, data, args.seed),
-             **figures.quality(run_dir, data, extractor, args.eval_num, args.seed),
-             "budget": _budget_label(cfg), "seed": int(cfg.get("seed", args.seed))}
-        results[r] = s
-        rows.append(figures.table_row(r, s["seed"], s["budget"], s))
+    results, rows = _score(recipes, runs, data, args)
     for r, s in results.items():
         figures.report(r, s)
     (Path(args.out) / f"{run_name('small_data', args.tag)}.json").write_text(json.dumps(results, indent=2))

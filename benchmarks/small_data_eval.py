@@ -21,7 +21,7 @@ import torch
 
 GRID_SIDE = 8  # the grid per row: 8x8 images of the EMA generator
 EVAL_NUM = 1000  # images a side when --eval-num is not given (at most the dataset's size)
-COLUMNS = ("recipe", "seed", "budget", "kimg", "minutes", "img/s", "KID x1000", "FID", "precision", "recall",
+COLUMNS = ("recipe", "seed", "budget", "status", "kimg", "minutes", "img/s", "KID x1000", "FID", "precision", "recall",
            "copy score", "acc_real max (2nd half)", "grid")
 
 
@@ -51,8 +51,17 @@ def write_grid(fake: torch.Tensor, path: Path) -> Path:
     return path
 
 
-def summarise(run_dir: Path, data: Path, seed: int) -> dict[str, Any]:
-    """Figures for one finished run, read back from its files and its EMA generator."""
+def run_status(run_dir: Path) -> str:
+    """'finished', 'failed', 'stopped' ... as the run's summary.json says ('unclosed' without one)."""
+    try:
+        return str(json.loads((run_dir / "summary.json").read_text()).get("status") or "unclosed")
+    except (OSError, ValueError):
+        return "unclosed"
+
+
+def summarise(run_dir: Path, data: Path, seed: int) -> dict[str, Any] | None:
+    """Figures for one run, read back from its files and its EMA generator;
+    None when it has no training record (it failed before its first log)."""
     from gankit.data import load_dataset
     from gankit.monitor.events import load_events, load_records, train_records
     from gankit.monitor.health import diversity
@@ -60,10 +69,11 @@ def summarise(run_dir: Path, data: Path, seed: int) -> dict[str, Any]:
 
     records = train_records(load_records(run_dir / "metrics.jsonl"))
     if not records:
-        raise SystemExit(f"{run_dir}: no training records in metrics.jsonl (did the run start?)")
+        return None
     second = [r for r in records if r["images_seen"] > records[-1]["images_seen"] / 2] or records[-1:]
     events = load_events(run_dir / "health.jsonl")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     G, ckpt = load_run_generator(run_dir)
     fake = generate(G, GRID_SIDE * GRID_SIDE, seed=seed + 1)
     ds = load_dataset(data)
@@ -88,6 +98,7 @@ def summarise(run_dir: Path, data: Path, seed: int) -> dict[str, Any]:
         "ada_p_end": ada[-1] if ada else None,
         "events": [f"{e.kind}@{e.kimg:.1f}kimg" for e in events],
         "verdict": summary.get("verdict", ""),
+        "status": run_status(run_dir),
         "grid64": str(write_grid(fake, run_dir / "grid64.png")),
         "diversity_fake": diversity(fake),
         "diversity_real": diversity(real),
@@ -128,9 +139,15 @@ def table_row(recipe: str, seed: int, budget: str, s: dict[str, Any]) -> list[st
     """One markdown row: ``s`` is `summarise` merged with `quality`."""
     kid = f"{s['kid_mean'] * 1000:.1f} ± {s['kid_std'] * 1000:.1f}"
     kimg = f"{s['kimg']:.1f}" if s["kimg"] >= 1 else f"{s['kimg']:.3f}"  # tiny test budgets stay readable
-    return [recipe, str(seed), budget, kimg, f"{s['minutes']:.1f}", _num(s["images_per_s"], ".1f"),
+    return [recipe, str(seed), budget, s["status"], kimg, f"{s['minutes']:.1f}", _num(s["images_per_s"], ".1f"),
             kid, _num(s["fid"], ".2f"), _num(s["precision"], ".3f"), _num(s["recall"], ".3f"),
             _num(s.get("memorization"), ".3f"), _num(s["acc_real_2nd_half_max"], ".3f"), s["grid64"]]
+
+
+def empty_row(recipe: str, seed: int, budget: str, run_dir: Path) -> list[str]:
+    """The row of a run with nothing to score (no training record)."""
+    cells = [recipe, str(seed), budget, run_status(run_dir)]
+    return cells + ["-"] * (len(COLUMNS) - len(cells))
 
 
 def markdown_table(rows: list[list[str]]) -> str:

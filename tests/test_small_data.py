@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from gankit.cli import main as gankit_main
+from gankit.config import TrainConfig
 from gankit.data import write_dataset
 from gankit.metrics import dataset_encoder
 from gankit.monitor.images import PAD
@@ -56,7 +57,7 @@ def test_one_row_per_recipe_with_numbers_and_budget(bench):
     rows = _rows((root / "plain.md").read_text())
     assert [r["recipe"] for r in rows] == RECIPES
     for r in rows:
-        assert r["seed"] == "3" and r["budget"] == "0.064 kimg"
+        assert r["seed"] == "3" and r["budget"] == "0.064 kimg" and r["status"] == "finished"
         assert float(r["kimg"]) >= 0.064 and float(r["img/s"]) > 0
         kid_mean, kid_std = (float(v) for v in r["KID x1000"].split("±"))
         assert kid_std >= 0 and kid_mean == kid_mean  # numeric, not NaN
@@ -112,3 +113,19 @@ def test_taken_run_names_exit_2_before_training(bench, capsys):
     err = capsys.readouterr().err
     assert "--tag" in err and str(out / "dcgan-t") in err and str(out / "cards64-t") in err
     assert sorted(p.name for p in out.iterdir()) == before  # nothing new trained
+
+
+def test_a_failed_recipe_gets_its_row_and_the_rest_still_run(bench, capsys):
+    root, out = bench
+    diverge = "batch=16;latent=16;log_every=1;lr_g=1e38;lr_d=1e38"  # non-finite at once, no good record
+    argv = ["--data", str(root / "blobs"), "--out", str(out), "--recipes", "dcgan", "--kimg", "0.064", "--width", "0",
+            "--precision", "preset", "--set", diverge, "--tag", "nan", "--table", str(root / "nan.md")]
+    assert small_data.main(argv) == 0
+    assert "dcgan: training failed" in capsys.readouterr().err
+    (row,) = _rows((root / "nan.md").read_text())
+    assert (row["recipe"], row["status"], row["budget"]) == ("dcgan", "failed", "0.064 kimg")
+    assert row["KID x1000"] == row["grid"] == "-"
+    # --width 0 --precision preset: the preset as shipped (dcgan sets neither, so TrainConfig's defaults)
+    cfg = yaml.safe_load((out / "dcgan-nan" / "config.yaml").read_text())
+    shipped = TrainConfig.from_preset("dcgan")
+    assert (cfg["width_g"], cfg["width_d"], cfg["precision"]) == (shipped.width_g, shipped.width_d, shipped.precision)
