@@ -151,3 +151,31 @@ def test_instance_noise_anneals_to_zero():
     assert instance_noise(x, 0.5, 1.0, g) is x
     with pytest.raises(UsageError, match="--instance-noise"):
         instance_noise_sigma(-1.0, 0.0)
+
+
+def test_r1_from_kimg_leaves_training_alone_until_then(tmp_path):
+    """Two runs from one seed, one without R1 and one with a strong R1 from 64 images on:
+    their records are identical up to that point and differ after it; the log says when R1 is on."""
+    import json
+
+    from gankit import train
+    from gankit.config import TrainConfig
+    from gankit.data import write_dataset
+
+    from conftest import blobs
+
+    ds = write_dataset(tmp_path / "blobs", blobs(64, seed=5), source="test-blobs")
+    common = dict(data=str(ds.path), out=str(tmp_path / "runs"), width_g=8, width_d=8, latent=16, batch=16,
+                  epochs=2, log_every=1, num_samples=4, tensorboard=False, health=False, seed=3)
+    runs = {name: train(TrainConfig(name=name, **common, **extra))
+            for name, extra in (("plain", {}), ("late", dict(r1=5.0, r1_every=1, r1_from_kimg=0.064)))}
+    recs = {name: [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "kind" not in r]
+            for name, run in runs.items()}  # the training records
+    plain, late = recs["plain"], recs["late"]
+    assert [r["kimg"] for r in plain] == [r["kimg"] for r in late]
+    before = [i for i, r in enumerate(late) if r["kimg"] < 0.064]
+    after = [i for i, r in enumerate(late) if r["kimg"] >= 0.064]
+    assert before and after
+    assert all(plain[i]["loss_d"] == late[i]["loss_d"] and "r1" not in late[i] for i in before)
+    assert all(late[i]["r1"] == 5.0 for i in after)
+    assert any(plain[i]["loss_d"] != late[i]["loss_d"] for i in after)

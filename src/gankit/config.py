@@ -86,6 +86,8 @@ class TrainConfig:
                                                 "(flip,translation,color,cutout)")
     r1: float = _f(0.0, "R1 gradient penalty weight gamma on real images (0 disables)")
     r1_every: int = _f(16, "lazy regularisation: apply R1 every k D steps")
+    r1_from_kimg: float = _f(0.0, "apply R1 only from this many thousand images on (0: from the start), so an "
+                             "early phase can learn fast and a long run still holds D back (docs/remedies.md)")
     spectral_norm: bool = _f(False, "spectral normalisation on every D weight")
     mbstd: int = _f(0, "minibatch standard deviation in D over groups of this many samples (ProGAN; 0 disables)")
     label_smoothing: float = _f(0.0, "one-sided label smoothing: real target = 1 - this (bce only)")
@@ -170,7 +172,7 @@ class TrainConfig:
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 bad(name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "instance_noise", "snapshot_kimg",
+        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "r1_from_kimg", "instance_noise", "snapshot_kimg",
                      "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")

@@ -6,6 +6,7 @@ gradients for the generator.  Each function here limits D in another way:
 * `r1_penalty` (Mescheder et al. 2018): penalise D's gradient on real images,
   so D cannot carve a steep cliff around the data.  Applied lazily (every k
   D steps, weight multiplied by k) as in StyleGAN2; see `lazy_r1_weight`.
+  `r1_active` says whether it is on at a point of training (``--r1-from-kimg``).
 * `gradient_penalty` (Gulrajani et al. 2017): WGAN-GP's unit-gradient-norm
   penalty on points between real and fake; `gankit.losses` calls it.
 * `apply_spectral_norm` (Miyato et al. 2018): divide every D weight by its
@@ -19,11 +20,15 @@ Every function returns the unweighted term; the caller applies its weight.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from gankit.errors import UsageError
 from gankit.models.spectral import SPECTRAL_NORM_LAYERS, apply_spectral_norm  # noqa: F401 - part of this module's API
+
+if TYPE_CHECKING:
+    from gankit.config import TrainConfig
 
 Discriminator = Callable[[torch.Tensor], torch.Tensor]
 
@@ -33,6 +38,11 @@ def _squared_grad_norms(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Te
     penalty itself can be back-propagated into D's weights."""
     (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
     return grad.float().flatten(1).pow(2).sum(dim=1)
+
+
+def r1_active(cfg: TrainConfig, kimg: float) -> bool:
+    """Whether R1 applies after ``kimg`` thousand images: a weight is set and ``r1_from_kimg`` is reached."""
+    return cfg.r1 > 0 and kimg >= cfg.r1_from_kimg
 
 
 def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from gankit.config import TrainConfig
 from gankit.data.dataset import fingerprint
 from gankit.errors import EnvironmentProblem, TrainingFailed, UsageError
 from gankit.fsproblems import is_environment, os_error_in, problem
+from gankit.regularize import r1_active
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.budget import progress_bar
@@ -202,6 +203,8 @@ class Trainer(RunSession):
         }
         for key in ("grad_norm_g", "grad_norm_d"):  # after the rates, as in earlier runs' metrics.jsonl
             record[key] = record.pop(key)
+        if r1_active(self.cfg, c.kimg):  # the weight in use: the health monitor's remedy starts from it
+            record["r1"] = self.cfg.r1
         if self.state.ada is not None:
             record["ada_p"] = float(self.state.ada.p)
             record["ada_rt"] = float(self.state.ada.r_t)
@@ -224,17 +227,24 @@ class Trainer(RunSession):
                 self._apply_remedy(event)
 
     def _apply_remedy(self, event: Any) -> None:
-        """The health monitor's advice: new learning rates (the only thing a remedy sets)."""
+        """The health monitor's advice: new learning rates, or an R1 weight (the step is rebuilt for it)."""
         remedy = event.remedy or {}
-        if not {"lr_g", "lr_d"} & remedy.keys():
-            return
-        lr_g, lr_d = remedy.get("lr_g", self.state.lr_g), remedy.get("lr_d", self.state.lr_d)
-        self.state.set_lr(lr_g, lr_d)
-        if self.monitor is not None:
-            applied = {"lr_g": lr_g, "lr_d": lr_d}
+        applied: dict[str, float] = {}
+        changes = []
+        if {"lr_g", "lr_d"} & remedy.keys():
+            lr_g, lr_d = remedy.get("lr_g", self.state.lr_g), remedy.get("lr_d", self.state.lr_d)
+            self.state.set_lr(lr_g, lr_d)
+            applied.update(lr_g=lr_g, lr_d=lr_d)
+            changes.append(f"lr_g={lr_g:g}, lr_d={lr_d:g}")
+        if "r1" in remedy:
+            self.cfg = self.cfg.replace(r1=float(remedy["r1"]), r1_from_kimg=0.0)  # now, not at a later kimg
+            self.step = self.make_step()  # the step reads the R1 weight when it is built
+            applied["r1"] = self.cfg.r1
+            changes.append(f"r1={self.cfg.r1:g} (every {self.cfg.r1_every} D steps)")
+        if changes and self.monitor is not None:
             self.monitor.event("remedy_applied", self.counters.step, self.counters.kimg,
-                               f"--auto-remedy after {event.kind}: set lr_g={lr_g:g}, lr_d={lr_d:g}",
-                               remedy=applied, applied=True)
+                               f"--auto-remedy after {event.kind}: set {'; '.join(changes)}", remedy=applied,
+                               applied=True)
 
     @torch.no_grad()
     def _snapshot(self, best: bool = False) -> None:

@@ -30,7 +30,8 @@ from gankit.train import checkpoint as ckpt
 APPLIED = frozenset({
     "epochs", "kimg", "minutes",  # budget
     "lr_g", "lr_d",  # learning rates
-    "r1", "r1_every", "label_smoothing", "instance_noise", "diffaugment", "ada_target", "ada_kimg", "ada_ops",
+    "r1", "r1_every", "r1_from_kimg", "label_smoothing", "instance_noise", "diffaugment", "ada_target", "ada_kimg",
+    "ada_ops",
     "log_every", "snapshot_kimg", "checkpoint_every", "keep", "tensorboard", "health",
     "auto_remedy", "eval_every_kimg", "eval_metrics", "eval_num", "extractor", "no_ema",
     "device", "threads", "channels_last", "compile", "sync_bn",

@@ -18,7 +18,7 @@ from gankit.augment import diff_augment
 from gankit.config import TrainConfig
 from gankit.losses import config_loss
 from gankit.registry import MODELS
-from gankit.regularize import instance_noise, r1_penalty
+from gankit.regularize import instance_noise, r1_active, r1_penalty
 from gankit.train import distributed as dist_util
 from gankit.train.conditioning import Conditioning, bind
 from gankit.train.hardware import autocast_dtype
@@ -149,7 +149,7 @@ class TrainStep:
     def _d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, fake: torch.Tensor,
                 y_fake: torch.Tensor | None, measure_grads: bool) -> StepStats:
         cfg, s, c = self.cfg, self.state, self.state.counters
-        do_r1 = cfg.r1 > 0 and c.d_steps % cfg.r1_every == 0
+        do_r1 = r1_active(cfg, c.kimg) and c.d_steps % cfg.r1_every == 0
         with self._autocast():
             real_in = self._augment(real)
             if do_r1:
