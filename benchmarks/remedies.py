@@ -87,12 +87,29 @@ def summarise(dest: Path, fork_kimg: float) -> dict[str, Any]:
     }
 
 
+def last_checkpoint(dest: Path) -> Path:
+    """The copy's newest state (not best.pt: a remedy is judged by where it leads the run)."""
+    return max((dest / "checkpoints").glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def scores(dest: Path, data: Path, extractor: Any, num: int) -> dict[str, float]:
+    """KID and FID of the copy's last state (EMA generator), as `gankit eval` computes them."""
+    from gankit.data import load_dataset
+    from gankit.metrics.evaluate import evaluate
+    from gankit.metrics.image_sets import GeneratorImages
+    from gankit.sample import load_generator
+
+    real = load_dataset(data)
+    G = load_generator(dest, checkpoint=last_checkpoint(dest), ema=True)
+    count = min(num, len(real))
+    return evaluate(real, GeneratorImages(G, count, seed=0), ["fid", "kid"], extractor, num_real=count).metrics
+
+
 def breakout_figures(dest: Path, num: int) -> dict[str, float]:
     """breakout_quality.py's paddle and ball figures of the copy's last checkpoint."""
     from breakout_quality import evaluate_run
 
-    last = sorted((dest / "checkpoints").glob("ckpt-*.pt"))[-1]
-    rows = evaluate_run(dest, num, seed=0, only=last.name, with_fid=False)["checkpoints"]
+    rows = evaluate_run(dest, num, seed=0, only=last_checkpoint(dest).name, with_fid=False)["checkpoints"]
     return next(iter(rows.values()))
 
 
@@ -132,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from gankit.train.rundir import read_config
-    from small_data_eval import dataset_extractor, quality
+    from small_data_eval import dataset_extractor
 
     data = Path(read_config(args.run)["data"])
     extractor = dataset_extractor(data)
@@ -142,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for name, dest in dests.items():
         s = summarise(dest, fork_kimg)
-        q = quality(dest, data, extractor, args.eval_num, seed=0)
+        q = scores(dest, data, extractor, args.eval_num)
         cells = [name, variants[name] or "(none)", f"{s['kimg']:.0f}", f"{s['acc_real_before']:.3f}",
                  f"{s['acc_real_max_window']:.3f}", f"{s['acc_real_last_window']:.3f}",
                  ", ".join(s["events"]) or "none",

@@ -71,9 +71,19 @@ def test_saturation_reported_once_at_about_the_right_step() -> None:
     index, ev = found[0]
     assert 30 + t.window // 2 <= index <= 30 + t.window  # once the window is mostly saturated
     assert ev.step == (index + 1) * 10 and ev.kimg == pytest.approx((index + 1) * 0.64)
-    assert "--lr-d" in ev.advice and "--diffaugment" in ev.advice and "--label-smoothing 0.1" in ev.advice
-    assert ev.remedy == {"lr_d": pytest.approx(1e-4)}
+    # the measured cure (docs/remedies.md): R1 on; halving lr_d made D win more, so it is not offered
+    assert "--r1 1" in ev.advice and "small64" in ev.advice and "docs/remedies.md" in ev.advice
+    assert ev.remedy == {"r1": pytest.approx(1.0)}
     assert "0.9" in ev.message  # reports the D(x) it saw
+
+
+def test_saturation_with_r1_on_doubles_its_weight() -> None:
+    checker = HealthChecker("bce", 2e-4, 2e-4)
+    recs = stream(30, SATURATED, 30)
+    for r in recs:
+        r["r1"] = 0.3  # the trainer logs the R1 weight in use
+    (_, ev), = run(checker, recs)
+    assert ev.remedy == {"r1": pytest.approx(0.6)} and "--r1 0.6" in ev.advice
 
 
 def test_long_saturation_is_rate_limited_and_rearms_after_clearing() -> None:
@@ -115,6 +125,7 @@ def test_vanishing_generator_gradients() -> None:
     found = run(HealthChecker("bce", 2e-4, 2e-4), recs)
     assert [ev.kind for _, ev in found] == ["vanishing_g_grad"]
     assert 40 <= found[0][0] <= 40 + HealthThresholds().window
+    assert found[0][1].remedy == {}  # D(x) was not above 0.9: not a saturated D, so no R1
     # A slow halving of the gradient norm over training is normal and stays silent.
     rng = random.Random(4)
     slow = [healthy(i, rng) for i in range(300)]
@@ -184,7 +195,8 @@ def test_mode_collapse_needs_alike_images_that_are_not_flat() -> None:
     assert check(checker, flat, 20) is None  # not drawing anything yet is not a collapse
     ev = check(checker, collapsed, 30)
     assert ev is not None and ev.kind == "mode_collapse" and "--diffaugment" in ev.advice
-    assert ev.remedy == {"lr_g": pytest.approx(1e-4)} and "%" in ev.message
+    # no automatic remedy: none was measured to end a collapse; the advice says which is measured
+    assert ev.remedy == {} and "--r1 1" in ev.advice and "Not measured" in ev.advice and "%" in ev.message
     # still collapsed: repeated only every collapse_remind checks
     t = HealthThresholds()
     repeats = [check(checker, collapsed, 40 + k) is not None for k in range(t.collapse_remind)]

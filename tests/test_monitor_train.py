@@ -56,14 +56,20 @@ def test_forced_saturation_is_reported_and_auto_remedied(tiny_dataset, tmp_path)
     sat = [i for i, e in enumerate(events) if e["kind"] == "d_saturation"]
     assert sat, events
     first = events[sat[0]]
-    assert first["step"] <= 20 and "--lr-d" in first["advice"] and first["remedy"] == {"lr_d": pytest.approx(1e-2)}
+    assert first["step"] <= 20 and "--r1 1" in first["advice"] and first["remedy"] == {"r1": pytest.approx(1.0)}
     applied = events[sat[0] + 1]
     assert applied["kind"] == "remedy_applied" and applied["applied"] is True
-    assert applied["remedy"]["lr_d"] == pytest.approx(1e-2)
-    after = [r for r in lines(run / "metrics.jsonl") if "kind" not in r and r["step"] > applied["step"]]
-    assert after and after[0]["lr_d"] == pytest.approx(1e-2)
+    assert applied["remedy"] == {"r1": pytest.approx(1.0)}
+    records = [r for r in lines(run / "metrics.jsonl") if "kind" not in r]
+    before = [r for r in records if r["step"] <= applied["step"]]
+    after = [r for r in records if r["step"] > applied["step"]]
+    assert all("r1" not in r for r in before) and after and all(r["r1"] == pytest.approx(1.0) for r in after)
+    assert after[0]["lr_d"] == pytest.approx(2e-2)  # the rates are left alone
     verdict = json.loads((run / "summary.json").read_text())["verdict"]
-    assert "discriminator saturation" in verdict and "lr_d to 0.01" in verdict
+    assert "discriminator saturation" in verdict and "r1 to 1" in verdict
+    # the checkpoint holds the remedied config, so a resume keeps R1 on
+    state = torch.load(sorted((run / "checkpoints").glob("ckpt-*.pt"))[-1], map_location="cpu", weights_only=False)
+    assert state["config"]["r1"] == pytest.approx(1.0)
 
 
 def test_generator_that_ignores_its_input_is_reported_as_mode_collapse(tiny_dataset, tmp_path) -> None:

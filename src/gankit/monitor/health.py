@@ -96,6 +96,14 @@ def _typical(rows: list[dict], key: str) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+R1_REMEDY = 1.0  # the first R1 weight the saturation remedy turns on: better than 0.2 on Breakout (docs/remedies.md)
+
+
+def next_r1(r1: float) -> float:
+    """The R1 weight the saturation remedy sets: `R1_REMEDY` when R1 is off, else twice the weight in use."""
+    return R1_REMEDY if r1 <= 0 else 2 * r1
+
+
 def _fmt_lr(value: float) -> str:
     return f"{value:.2g}"
 
@@ -107,6 +115,7 @@ class HealthChecker:
         self.t = thresholds or HealthThresholds()
         self.loss = loss
         self.lr = {"lr_g": lr_g, "lr_d": lr_d}
+        self.r1 = 0.0  # R1 weight in use (from the records)
         self.history: list[dict] = []      # finite training records after the warm-up
         self.seen = 0                      # training records seen, warm-up included
         self.last_finite = True
@@ -125,6 +134,7 @@ class HealthChecker:
         for key in ("lr_g", "lr_d"):
             if key in record and math.isfinite(float(record[key])):
                 self.lr[key] = float(record[key])
+        self.r1 = float(record.get("r1", 0.0))  # the trainer logs the R1 weight while it is on
         bad = [k for k, v in record.items() if isinstance(v, (int, float)) and not math.isfinite(v)]
         if bad:
             events = [] if not self.last_finite else [self._non_finite(step, kimg, bad)]
@@ -166,7 +176,7 @@ class HealthChecker:
         )
 
     def _saturation(self, window: list[dict], step: int, kimg: float) -> HealthEvent | None:
-        t, lr_d = self.t, self.lr["lr_d"]
+        t = self.t
         if self.loss in ("wgan", "wgan-gp"):
             return None
         loss_g = _typical(window, "loss_g")
@@ -190,14 +200,16 @@ class HealthChecker:
             if ar is None or af is None or ar < t.sat_acc or af < t.sat_acc:
                 return None
             seen = f"D classified {ar:.0%} of real and {af:.0%} of generated images correctly"
-        smoothing = ", --label-smoothing 0.1" if self.loss == "bce" else ""
+        gamma = next_r1(self.r1)
         return HealthEvent(
             "d_saturation", step, kimg,
             message=(f"the discriminator wins: over the last {len(window)} logs {seen}; "
                      "the generator gets almost no useful signal and its samples stop improving."),
-            advice=(f"lower the discriminator learning rate (--lr-d {_fmt_lr(lr_d / 2)}), add augmentation "
-                    f"(--diffaugment color,translation or --ada){smoothing}, or try --spectral-norm or --r1 10."),
-            remedy={"lr_d": lr_d / 2},
+            advice=(f"penalise D's gradient at real images: --r1 {gamma:g} (resume the run with it, or use "
+                    "--auto-remedy); on Breakout it pulled D back to ~55% where halving --lr-d made D win more. "
+                    "On a small data set (a few thousand images) start again with --preset small64: no change "
+                    "mid-run helped there (docs/remedies.md)."),
+            remedy={"r1": gamma},
         )
 
     def _overpowers(self, window: list[dict], step: int, kimg: float) -> HealthEvent | None:
@@ -237,14 +249,14 @@ class HealthChecker:
             return None
         dx = _typical(window, "d_x")
         d_wins = dx is not None and dx > 0.9
-        lr_d = self.lr["lr_d"]
+        gamma = next_r1(self.r1)
         return HealthEvent(
             "vanishing_g_grad", step, kimg,
             message=(f"the generator's gradient norm fell to {current:.2e}, {current / reference:.2%} of its "
                      f"earlier median {reference:.2e}: the generator has almost stopped learning."),
-            advice=(f"this usually follows a saturated discriminator: lower --lr-d (e.g. {_fmt_lr(lr_d / 2)}), add "
+            advice=(f"this usually follows a saturated discriminator: add --r1 {gamma:g} (docs/remedies.md), "
                     "--diffaugment color,translation, or switch to --loss hinge or wgan-gp."),
-            remedy={"lr_d": lr_d / 2} if d_wins else {},
+            remedy={"r1": gamma} if d_wins else {},
         )
 
     # ------------------------------------------------------------ resume
@@ -299,9 +311,11 @@ class HealthChecker:
         return HealthEvent(
             "mode_collapse", step, kimg,
             message=message,
-            advice=(f"try --diffaugment color,translation, --spectral-norm, --loss hinge or wgan-gp, --r1 10, "
-                    f"or a lower --lr-g ({_fmt_lr(lr_g / 2)})."),
-            remedy={"lr_g": lr_g / 2},
+            advice=(f"if the discriminator saturated first (a d_saturation warning), --r1 {next_r1(self.r1):g} is the "
+                    "measured cure (docs/remedies.md); a collapse in the first ~20 kimg of a small-data run has "
+                    "passed by itself (docs/presets/cards64.md). Not measured on a collapse, so not applied: "
+                    f"--diffaugment color,translation, --spectral-norm, a lower --lr-g ({_fmt_lr(lr_g / 2)})."),
+            remedy={},  # halving lr_g was never shown to end a collapse (docs/remedies.md)
         )
 
 
