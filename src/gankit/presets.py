@@ -14,7 +14,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "breakout": dict(model="dcgan", loss="bce", width_g=32, width_d=16, d_head=256, coord_conv=True, batch=16,
                      lr_g=4e-4, lr_d=4e-4, diffaugment="translation_x", mbstd=4,
                      precision="auto", channels_last=True, kimg=80.0, minutes=8.0, log_every=100, ema_kimg=2.0,
-                     eval_every_kimg=20.0, eval_metrics="fid", eval_num=500),
+                     eval_every_kimg=20.0, eval_metrics="fid", eval_num=500, r1=0.2, r1_from_kimg=80.0),
     # the breakout recipe on the original notebook's model; measurements in docs/presets/seed-breakout.md
     "seed-breakout": dict(model="seed", loss="bce", width_g=32, width_d=16, d_head=256, coord_conv=True, batch=16,
                           lr_g=4e-4, lr_d=4e-4, diffaugment="translation_x", mbstd=4,
@@ -73,6 +73,10 @@ REASONS: dict[str, dict[str, str]] = {
         "eval_every_kimg": "FID every 20 kimg keeps the best state in best.pt, which `gankit sample` uses",
         "eval_metrics": "FID alone ranks the states; the other metrics are for `gankit eval`",
         "eval_num": "500 images: enough to rank states of one run (same latents each time), ~2 s each",
+        "r1": "0.2 from 80 kimg on: D stayed below 0.74 on real images to 250 kimg, where without it it passed 0.90 "
+              "at ~225 kimg (docs/remedies.md)",
+        "r1_from_kimg": "80: past the 80-kimg cap, so `make run` trains as before; R1 from the start slowed the "
+                        "paddle (0.76 against 0.95 at 84 kimg)",
     },
     "seed-breakout": {
         "model": "seed: the original notebook's Linear + upsample/3x3-conv G and strided-conv D, as users know it",
