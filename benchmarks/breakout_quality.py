@@ -108,8 +108,11 @@ class FID:
         return float(fid(self.ref, self.features(frames)))
 
 
-def checkpoints(run: Path, only: str | None) -> list[Path]:
+def checkpoints(run: Path, only: str | list[Path] | None) -> list[Path]:
+    """`only` may name one checkpoint or list several (benchmarks/breakout_long.py picks them by kimg)."""
     folder = run / "checkpoints"
+    if isinstance(only, list):
+        return only
     if only:
         path = Path(only) if Path(only).is_file() else folder / only
         return [path]
@@ -122,7 +125,8 @@ def kimg_of(path: Path) -> str:
     return f"{int(m.group(1)) / 1000:.3f}" if m else path.stem
 
 
-def evaluate_run(run: Path, num: int, seed: int, only: str | None = None, with_fid: bool = True) -> dict:
+def evaluate_run(run: Path, num: int, seed: int, only: str | list[Path] | None = None,
+                 with_fid: bool = True) -> dict:
     from gankit.data import load_dataset
     from gankit.monitor.images import to_uint8
     from gankit.sample import generate, load_generator

@@ -125,3 +125,54 @@ def test_quality_script_scores_every_checkpoint_against_a_real_floor(tiny_breako
     assert len(result["checkpoints"]) == len(ckpts) >= 1
     assert result["real_vs_real"]["paddle"] == 1.0 and result["real"]["paddle"] == 1.0
     assert "real/real" in done.stdout
+
+
+# ---------------------------------------------------------------- breakout_long.py
+import breakout_long as long_run  # noqa: E402
+
+
+def test_the_paddle_hold_flags_a_fall_beyond_the_slack_only():
+    assert long_run.hold({100: 0.90, 200: 0.88, 400: 0.93, 800: 0.90}) == []  # 0.88 and 0.90: within 0.03
+    falls = long_run.hold({100: 0.90, 200: 0.95, 400: 0.91, 800: 0.96})
+    assert falls == ["0.91 at 400 kimg < best earlier 0.95"]
+
+
+def test_budgets_map_to_the_nearest_checkpoint_within_tolerance():
+    found = {72.0: Path("a"), 84.0: Path("b"), 250.0: Path("c")}
+    assert long_run.nearest(found, 80, 7) == 84.0
+    assert long_run.nearest(found, 78, 7) == 72.0  # a tie goes to the earlier state
+    assert long_run.nearest(found, 800, 7) is None  # a budget the run has not reached
+
+
+def test_health_windows_start_after_the_settling_kimg_and_stop_at_the_budget(tmp_path):
+    import json
+
+    acc = [0.99] * 20 + [0.6] * 10 + [0.95] * 8 + [0.7] * 8  # one log per kimg: 1..20 high, a high spell 31-38
+    with open(tmp_path / "metrics.jsonl", "w") as f:
+        for i, a in enumerate(acc):
+            f.write(json.dumps({"step": i + 1, "kimg": float(i + 1), "acc_real": a}) + "\n")
+    events = [{"kind": "resume_change", "step": 1, "kimg": 1.0}, {"kind": "d_saturation", "step": 35, "kimg": 35.0},
+              {"kind": "d_saturation", "step": 45, "kimg": 45.0}]
+    (tmp_path / "health.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    before = long_run.health_until(tmp_path, 30.0)  # the 0.99s lie in the first 20 kimg
+    assert before["acc_real_max_window"] == pytest.approx(0.6) and before["events"] == []
+    full = long_run.health_until(tmp_path, 100.0)
+    assert full["acc_real_max_window"] == pytest.approx(0.95) and full["at_kimg"] == 38.0
+    assert full["events"] == ["d_saturation@35", "d_saturation@45"]
+
+
+def test_long_script_judges_a_run_at_its_budget(tiny_breakout_run, tmp_path):
+    import json
+
+    out = tmp_path / "long.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "breakout_long.py"), str(tiny_breakout_run),
+                           "--at", "0.08,800", "--hold", "0.08", "--num", "16", "--no-fid", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (res,) = json.loads(out.read_text())
+    assert list(res["budgets"]) == ["0.08"], "800 kimg was never reached, so it is left out"
+    judged = res["budgets"]["0.08"]
+    name = f"ckpt-{round(judged['checkpoint_kimg'] * 1000):09d}.pt"
+    direct = quality.evaluate_run(tiny_breakout_run, 16, 0, only=name, with_fid=False)
+    assert judged["paddle"] == next(iter(direct["checkpoints"].values()))["paddle"]
+    assert res["hold"]["falls"] == [] and "| tiny |" in done.stdout
