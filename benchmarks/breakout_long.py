@@ -81,7 +81,7 @@ def judge_run(run: Path, at: list[float], holds: list[float], num: int, seed: in
     wanted = {k: nearest(found, k, tolerance) for k in sorted(set(at) | set(holds))}
     paths = sorted({found[k] for k in wanted.values() if k is not None})
     quality = evaluate_run(run, num, seed, only=paths, with_fid=with_fid) if paths else {"checkpoints": {}}
-    rows = {f"{k:.3f}": v for k, v in ((float(name), v) for name, v in quality["checkpoints"].items())}
+    rows = quality["checkpoints"]  # keyed by kimg as "%.3f", breakout_quality.kimg_of
     result: dict[str, Any] = {"run": str(run), "budgets": {}, "hold": {}}
     for target in at:
         k = wanted[target]
