@@ -82,3 +82,30 @@ def test_the_cache_and_the_id_carry_the_recipe_version(tmp_path):
     names = sorted(p.name for p in (ds.path / ".gankit").glob("encoder-*.pt"))
     assert len(names) == 2 and {n.split("-")[2] for n in names} == {"v1", f"v{quick['version']}"}
     assert de.load_or_train(ds, recipe=quick, log=False).id == first.id  # each version finds its own file
+
+
+def test_destroyed_copies_share_one_batch_norm_pass_with_the_real_views(monkeypatch):
+    """Version 3: with separate passes each batch is normalised by its own
+    statistics, so the margin could be met by "which batch did this come
+    from" instead of by shape; one pass holds both views and the copies."""
+    sizes: list[int] = []
+    forward = de.Encoder.forward
+    monkeypatch.setattr(de.Encoder, "forward", lambda self, x: sizes.append(len(x)) or forward(self, x))
+    data = (_creatures(20) * 255).to(torch.uint8)
+    recipe = {**de.RECIPE, "steps": 2, "batch": 8, "negatives": 0.5}
+    de._fit(data, 3, recipe)
+    assert sizes == [8 + 8 + 4] * 2
+    sizes.clear()
+    de._fit(data, 3, {**recipe, "one_pass": False})  # version 2: three passes a step
+    assert sizes == [8, 8, 4] * 2
+
+
+def test_the_encoder_reads_out_one_vector_per_image_at_either_input_size():
+    for depth in (4, 5):
+        enc = de.Encoder(3, 4, 16, depth).eval()
+        for size in (32, 64):
+            assert enc(torch.rand(3, 3, size, size)).shape == (3, 16)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in de.Encoder(3, 4, 16, 5).modules()) == 5
+    # version 3 stops at a 2x2 map at either size (a 1x1 map at 32 px told classes apart worse)
+    assert [de.num_layers(s, de.RECIPE) for s in (32, 64)] == [4, 5]
+    assert de.num_layers(64, {"last_map": 4}) == 4  # version 2's depth at 64 px
