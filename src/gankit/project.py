@@ -8,7 +8,7 @@ search runs in z itself, with Adam, from the best of a few random latents.
 The loss is pixels plus a perceptual term built from the project's own
 `dataset` extractor (a small encoder trained on the run's dataset, see
 gankit.metrics.dataset_encoder), no downloaded network: the channel-normalised
-activations of each of its four blocks are compared, LPIPS-style, so an
+activations of each of its blocks are compared, LPIPS-style, so an
 image a pixel or two off still scores as close.  A weak prior keeps |z|
 where training drew it (about sqrt(latent)), so the answer stays a latent
 the generator knows.
