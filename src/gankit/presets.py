@@ -73,7 +73,7 @@ REASONS: dict[str, dict[str, str]] = {
         "eval_every_kimg": "FID every 20 kimg keeps the best state in best.pt, which `gankit sample` uses",
         "eval_metrics": "FID alone ranks the states; the other metrics are for `gankit eval`",
         "eval_num": "500 images: enough to rank states of one run (same latents each time), ~2 s each",
-        "r1": "0.2 from 80 kimg on: on 3 seeds (to 400-800 kimg) D stayed at 0.55-0.75 on real images, where "
+        "r1": "0.2 from 80 kimg on: on 3 seeds to 800 kimg D stayed at 0.55-0.75 on real images, where "
               "without it it passed 0.90 at ~225 kimg (docs/presets/breakout.md)",
         "r1_from_kimg": "80: past the 80-kimg cap, so `make run` trains as before; R1 from the start slowed the "
                         "paddle (0.76 against 0.95 at 84 kimg)",
