@@ -176,3 +176,64 @@ def test_long_script_judges_a_run_at_its_budget(tiny_breakout_run, tmp_path):
     direct = quality.evaluate_run(tiny_breakout_run, 16, 0, only=name, with_fid=False)
     assert judged["paddle"] == next(iter(direct["checkpoints"].values()))["paddle"]
     assert res["hold"]["falls"] == [] and "| tiny |" in done.stdout
+
+
+# ---------------------------------------------------------------- breakout_probe.py
+import torch  # noqa: E402
+
+import breakout_probe as probe  # noqa: E402
+
+
+def test_erasing_takes_away_that_part_and_nothing_else(frames):
+    both = probe.probe_frames(frames, 20)
+    for frame in both:
+        no_ball, no_paddle = probe.erase_ball(frame), probe.erase_paddle(frame)
+        assert quality.ball_at(no_ball) is None and judge.paddle_starts(no_ball) == judge.paddle_starts(frame)
+        assert judge.paddle_starts(no_paddle) == [] and quality.ball_at(no_paddle) == quality.ball_at(frame)
+        changed = np.argwhere((no_ball != frame).any(axis=2))
+        row, col = quality.ball_at(frame)
+        assert len(changed) and (np.abs(changed - (row, col)) <= 3).all(), "only pixels around the ball change"
+
+
+class _BallWatcher(torch.nn.Module):
+    """A 'discriminator' that counts red in the ball's field: the more, the more real."""
+
+    def forward(self, x):
+        field = x[:, :, quality.BALL_ROWS, judge.PLAYFIELD_COLS]
+        return (field[:, 0] - field[:, 1:].amax(dim=1)).clamp(min=0).sum(dim=(1, 2))
+
+
+def test_the_probe_reports_what_a_discriminator_looks_at(frames):
+    both = probe.probe_frames(frames, 20)
+    ball = probe.logit_shift(_BallWatcher(), both, probe.erase_ball)
+    paddle = probe.logit_shift(_BallWatcher(), both, probe.erase_paddle)
+    assert ball["lowered"] == 1.0 and ball["shift"] < 0 and ball["shift_sd"] < -1
+    assert paddle["shift"] == 0 and paddle["lowered"] == 0.0, "the paddle is outside what this D looks at"
+
+
+def test_the_ball_contrast_tells_a_bright_ball_from_a_faint_one(frames):
+    both = probe.probe_frames(frames, 20)
+    faint = both.copy()
+    field = faint[:, quality.BALL_ROWS, judge.PLAYFIELD_COLS].astype(int)
+    faint[:, quality.BALL_ROWS, judge.PLAYFIELD_COLS] = (field // 4).astype(np.uint8)  # a quarter as bright
+    real, dim = probe.ball_contrast(both), probe.ball_contrast(faint)
+    assert real["reddish"] == 1.0 and real["excess"] > 30
+    assert dim["excess"] < real["excess"] / 3
+
+
+def test_probe_script_reads_every_checkpoint_of_a_run(tiny_breakout_run, tmp_path):
+    import json
+
+    out = tmp_path / "probe.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "breakout_probe.py"), str(tiny_breakout_run),
+                           "--num", "16", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    ckpts = sorted((tiny_breakout_run / "checkpoints").glob("ckpt-*.pt"))
+    best = (tiny_breakout_run / "checkpoints" / "best.pt").is_file()
+    assert len(result["checkpoints"]) == len(ckpts) + best >= 1, "every checkpoint (and best.pt where there is one)"
+    for row in result["checkpoints"].values():
+        assert 0 <= row["ball"]["lowered"] <= 1 and row["paddle"]["logit_sd"] > 0
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "breakout_probe.py"), str(tiny_breakout_run),
+                          "--checkpoint", "nope.pt"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nope.pt" in bad.stderr
