@@ -29,3 +29,14 @@ def tiny_dataset(tmp_path):
     from gankit.data import write_dataset
 
     return write_dataset(tmp_path / "tiny", blobs(256), source="test-blobs")
+
+
+@pytest.fixture(scope="module")
+def quick_encoder():
+    """For a module: the dataset extractor with a third of its recipe's steps, the same
+    network trained faster, where tests check evaluation plumbing, not the extractor."""
+    from gankit.metrics import dataset_encoder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(dataset_encoder.RECIPE, "steps", 40)
+        yield

@@ -16,7 +16,6 @@ from gankit.data import write_dataset
 from gankit.data.dataset import load_dataset
 from gankit.data.split import SPLIT, read_split
 from gankit.errors import UsageError
-from gankit.metrics import dataset_encoder
 from gankit.metrics.memorization import PERCENTILE, copy_score, nearest
 from gankit.monitor import neighbours
 from gankit.monitor.report import render_html
@@ -34,14 +33,6 @@ def split_ds(tmp_path_factory):
     ds = write_dataset(tmp_path_factory.mktemp("memo") / "blobs", blobs(64, seed=7), source="test-blobs")
     assert main(["data", "split", str(ds.path), "--holdout", "0.25", "--seed", "5"]) == 0
     return load_dataset(ds.path)
-
-
-@pytest.fixture(scope="module")
-def quick_encoder():
-    """The dataset extractor with a third of its recipe's steps: the same network, trained faster."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(dataset_encoder.RECIPE, "steps", 40)
-        yield
 
 
 @pytest.fixture(scope="module")

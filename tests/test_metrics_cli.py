@@ -21,15 +21,7 @@ TINY = ["--model", "dcgan", "--width-g", "8", "--width-d", "8", "--latent", "16"
         "--log-every", "5", "--no-tensorboard"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def quick_encoder():
-    """The dataset extractor with a third of its recipe's steps for this module: the same network,
-    trained faster (these tests check the evaluation's plumbing, not the extractor's quality)."""
-    from gankit.metrics import dataset_encoder
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(dataset_encoder.RECIPE, "steps", 40)
-        yield
+pytestmark = pytest.mark.usefixtures("quick_encoder")  # conftest: these tests check the plumbing
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +31,7 @@ def breakout(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained_run(breakout):
+def trained_run(breakout, quick_encoder):
     """A tiny real training run that evaluates every 0.16 kimg with all metrics."""
     out = breakout.path.parent / "runs"
     argv = ["train", "--data", str(breakout.path), "--out", str(out), "--name", "r", "--kimg", "0.48", *TINY,
