@@ -92,9 +92,6 @@ class TrainConfig:
     mbstd: int = _f(0, "minibatch standard deviation in D over groups of this many samples (ProGAN; 0 disables)")
     label_smoothing: float = _f(0.0, "one-sided label smoothing: real target = 1 - this (bce only)")
     instance_noise: float = _f(0.0, "std of Gaussian noise added to D inputs, annealed to 0 over training")
-    fake_pool: int = _f(0, "D sees half of each fake batch drawn from a pool of this many past generated images, "
-                        "so it keeps answering for G's old mistakes (0: off; docs/remedies.md)")
-    fake_pool_from_kimg: float = _f(0.0, "start filling the fake pool after this many thousand images")
     # --- budget ---
     epochs: int = _f(0, "stop after this many passes over the dataset (0: no epoch limit)")
     kimg: float = _f(0.0, "stop after this many thousand images shown (0: no image limit)")
@@ -176,13 +173,11 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 bad(name, f"must be > 0, got {getattr(self, name)}")
         for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "r1_from_kimg", "instance_noise", "snapshot_kimg",
-                     "eval_every_kimg", "n_critic", "threads", "fake_pool_from_kimg"):
+                     "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if self.attention < 0:
             bad("attention", f"must be 0 (none) or a feature-map width such as 16, got {self.attention}")
-        if self.fake_pool < 0 or 0 < self.fake_pool < self.batch:
-            bad("fake_pool", f"must be 0 (off) or at least the batch size ({self.batch}), got {self.fake_pool}")
         if self.d_head < 0:
             bad("d_head", f"must be 0 (a linear last layer) or a positive number of hidden units, got {self.d_head}")
         if self.mbstd < 0 or self.mbstd == 1:

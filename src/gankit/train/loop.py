@@ -205,8 +205,6 @@ class Trainer(RunSession):
             record[key] = record.pop(key)
         if r1_active(self.cfg, c.kimg):  # the weight in use: the health monitor's remedy starts from it
             record["r1"] = self.cfg.r1
-        if self.state.pool is not None and len(self.state.pool):  # past fakes held for D (--fake-pool)
-            record["fake_pool"] = len(self.state.pool)
         if self.state.ada is not None:
             record["ada_p"] = float(self.state.ada.p)
             record["ada_rt"] = float(self.state.ada.r_t)

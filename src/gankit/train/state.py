@@ -23,7 +23,6 @@ from gankit.models import config_discriminator, config_generator
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.ema import EMA
-from gankit.train.fake_pool import POOL_SEED, FakePool
 
 # Seed offsets from --seed, so each stream differs from the others and from the weights' init:
 FIXED_Z_SEED = 777  # the preview latents: the same faces every epoch, whatever training draws
@@ -71,8 +70,6 @@ class TrainState:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, **adam)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         self.ada = _build_ada(cfg)
-        # past fakes for D (--fake-pool); a resume that turns it on starts it empty
-        self.pool = FakePool(cfg.fake_pool, cfg.seed + POOL_SEED + dist.rank) if cfg.fake_pool else None
         # What the step calls: the DDP / compiled wrappers of G and D.  The G step needs D
         # only as a function of its input: it calls the plain module (D_g) with frozen
         # parameters, so D's gradients are neither computed nor all-reduced.
@@ -133,7 +130,6 @@ class TrainState:
             "z_rng": self.z_gen.get_state(),
             "fixed_z": self.fixed_z,
             "best": dict(self.best),
-            **({"fake_pool": self.pool.state_dict()} if self.pool is not None else {}),
             "shape": list(self.shape),
             **({"classes": list(self.classes)} if self.classes else {}),  # conditional runs only
         }
@@ -157,8 +153,6 @@ class TrainState:
         self.counters = Counters(**state["counters"])
         self.fixed_z = state["fixed_z"]
         self.best = dict(state.get("best") or {})
-        if self.pool is not None and state.get("fake_pool"):
-            self.pool.load_state_dict(state["fake_pool"], self.device)
         if self.dist.world == 1 and state.get("world", 1) == 1:
             ckpt.set_rng_state(state["rng"])
         else:  # rank 0's RNG state alone was saved: give every rank its own stream again

@@ -16,7 +16,6 @@ from torch import nn
 
 from gankit.augment import diff_augment
 from gankit.config import TrainConfig
-from gankit.errors import UsageError
 from gankit.losses import config_loss
 from gankit.registry import MODELS
 from gankit.regularize import instance_noise, r1_active, r1_penalty
@@ -110,8 +109,6 @@ class TrainStep:
         self.reconstructs = bool(MODELS.get(cfg.model).get("reconstructs"))
         self.loss = config_loss(cfg)
         self.amp_dtype = autocast_dtype(cfg.precision)
-        if cfg.fake_pool and cond is not None and cond.enabled:
-            raise UsageError("--fake-pool: not for conditional runs (the pool keeps images, not their classes)")
 
     def _autocast(self) -> Any:
         return torch.autocast(self.state.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -141,10 +138,7 @@ class TrainStep:
         with self._autocast(), torch.set_grad_enabled(reuse_fake):
             y_fake = self._fake_labels(B)
             fake = bind(s.G_train, y_fake)(s.sample_z(B))
-        d_fake = fake.detach()
-        if s.pool is not None and c.kimg >= self.cfg.fake_pool_from_kimg:
-            d_fake = s.pool.mix(d_fake)  # half of it older fakes, once the pool is full
-        stats = self._d_step(real, y_real, d_fake, y_fake, measure_grads)
+        stats = self._d_step(real, y_real, fake.detach(), y_fake, measure_grads)
         if take_g_step:
             self._g_step((fake, y_fake) if reuse_fake else None, B, stats, measure_grads)
         s.scaler.update()
