@@ -75,8 +75,6 @@ class TrainConfig:
     beta1: float = _f(0.5, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
     ema_kimg: float = _f(1.0, "half-life of the generator EMA in thousands of images (0 disables)")
-    ema_rampup: float = _f(0.0, "let the EMA half-life grow to this fraction of the images seen where that is longer "
-                           "than --ema-kimg, so a long run averages over more (0: fixed; docs/presets/breakout.md)")
     no_ema: bool = _f(False, "sample from the raw generator instead of its EMA")
     # --- stability ---
     diffaugment: str = _f("", "differentiable augmentation ops, comma-separated: color,translation,cutout "
@@ -174,8 +172,8 @@ class TrainConfig:
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 bad(name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("epochs", "kimg", "minutes", "ema_kimg", "ema_rampup", "r1", "r1_from_kimg", "instance_noise",
-                     "snapshot_kimg", "eval_every_kimg", "n_critic", "threads"):
+        for name in ("epochs", "kimg", "minutes", "ema_kimg", "r1", "r1_from_kimg", "instance_noise", "snapshot_kimg",
+                     "eval_every_kimg", "n_critic", "threads"):
             if getattr(self, name) < 0:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if self.attention < 0:

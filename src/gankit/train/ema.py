@@ -3,12 +3,6 @@
 The decay is set by a half-life in images (StyleGAN's convention), so it does
 not change meaning when the batch size does: after ``half_life_kimg * 1000``
 images an old weight counts half.  Buffers (BatchNorm statistics) are copied.
-
-With a ramp (``rampup`` > 0) the half-life is the longer of ``half_life_kimg``
-and ``rampup`` times the images seen so far: a long run's generator drifts
-back and forth over tens of kimg (Breakout's paddle dips past 150 kimg), and
-averaging over a span that grows with the run smooths that out, while the
-early, fast-changing phase keeps the short half-life.
 """
 from __future__ import annotations
 
@@ -19,23 +13,19 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, generator: nn.Module, half_life_kimg: float, rampup: float = 0.0):
-        self.half_life_kimg, self.rampup = half_life_kimg, rampup
+    def __init__(self, generator: nn.Module, half_life_kimg: float):
+        self.half_life_kimg = half_life_kimg
         self.model = copy.deepcopy(generator).eval().requires_grad_(False)
 
-    def half_life(self, kimg: float) -> float:
-        """The half-life in kimg after ``kimg`` thousand images of training."""
-        return max(self.half_life_kimg, self.rampup * kimg)
-
-    def beta(self, images: int, kimg: float = 0.0) -> float:
+    def beta(self, images: int) -> float:
         if self.half_life_kimg <= 0:
             return 0.0
-        return 0.5 ** (images / (self.half_life(kimg) * 1000.0))
+        return 0.5 ** (images / (self.half_life_kimg * 1000.0))
 
     @torch.no_grad()
-    def update(self, generator: nn.Module, images: int, kimg: float = 0.0) -> None:
-        """Move toward ``generator`` after it has seen ``images`` more images (``kimg`` in all)."""
-        weight = 1.0 - self.beta(images, kimg)
+    def update(self, generator: nn.Module, images: int) -> None:
+        """Move toward ``generator`` after it has seen ``images`` more images."""
+        weight = 1.0 - self.beta(images)
         ema_p: list[torch.Tensor] = list(self.model.parameters())
         src_p = [p.detach() for p in generator.parameters()]
         torch._foreach_lerp_(ema_p, src_p, weight)

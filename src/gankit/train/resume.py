@@ -31,7 +31,7 @@ APPLIED = frozenset({
     "epochs", "kimg", "minutes",  # budget
     "lr_g", "lr_d",  # learning rates
     "r1", "r1_every", "r1_from_kimg", "label_smoothing", "instance_noise", "diffaugment", "ada_target", "ada_kimg",
-    "ada_ops", "ema_kimg", "ema_rampup",
+    "ada_ops",
     "log_every", "snapshot_kimg", "checkpoint_every", "keep", "tensorboard", "health",
     "auto_remedy", "eval_every_kimg", "eval_metrics", "eval_num", "extractor", "no_ema",
     "device", "threads", "channels_last", "compile", "sync_bn",

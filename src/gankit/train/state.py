@@ -61,7 +61,7 @@ class TrainState:
         self.classes = list(classes or [])  # a conditional run's class names (index order); [] otherwise
         seed_everything(cfg.seed + dist.rank)  # the weights' init draws from this stream
         self.G, self.D = _build_models(cfg, shape, device, len(self.classes))
-        self.ema = EMA(self.G, cfg.ema_kimg, cfg.ema_rampup)
+        self.ema = EMA(self.G, cfg.ema_kimg)
         # One fused kernel per optimiser (CPU since torch 2.4): 3x faster than
         # foreach on the CPU, ~5% of a breakout step; same update up to rounding.
         fused = device.type in ("cuda", "cpu")  # MPS: the foreach kernels

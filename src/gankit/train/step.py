@@ -202,7 +202,7 @@ class TrainStep:
         stats.grad_norm_g = _grad_norm(s.G) if measure_grads else None
         s.scaler.step(s.opt_g)
         c.step += 1
-        s.ema.update(s.G, B * s.dist.world * self.cfg.critic_steps, c.kimg)
+        s.ema.update(s.G, B * s.dist.world * self.cfg.critic_steps)
         stats.loss_g, stats.d_fake_g, stats.g_steps = loss_g.detach(), torch.sigmoid(fake_logits.detach()).mean(), 1
 
 
