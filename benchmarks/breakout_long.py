@@ -22,14 +22,13 @@ left out.  Results: docs/presets/breakout.md.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from breakout_quality import evaluate_run  # noqa: E402
+from breakout_quality import evaluate_run, finish  # noqa: E402
 from remedies import WINDOW, windows  # noqa: E402
 
 SETTLE_KIMG = 20.0  # issue 16: D's accuracy is judged after the first 20 kimg
@@ -132,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "metrics.jsonl").is_file():
             parser.error(f"{run}: not a run directory (no metrics.jsonl)")
     results = [judge_run(run, args.at, args.hold, args.num, args.seed, not args.no_fid) for run in args.runs]
-    print_tables(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    return 0
+    return finish(results, print_tables, args.json)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ of the largest red excess (R - max(G, B)) against the same on real frames.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from breakout_quality import BALL_ROWS, ball_at, checkpoints, kimg_of  # noqa: E402
+from breakout_quality import BALL_ROWS, ball_at, checkpoints, finish, kimg_of  # noqa: E402
 from breakout_samples import PADDLE_ROWS, PLAYFIELD_COLS, paddle_starts  # noqa: E402
 
 REDDISH = 8  # red excess over green and blue that marks a (dim) ball pixel; real balls reach 40-100
@@ -169,11 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"--checkpoint: no {', '.join(missing)} in {folder}")
     torch.set_num_threads(1)
-    result = probe_run(args.run, args.num, args.seed, only)
-    print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return 0
+    return finish(probe_run(args.run, args.num, args.seed, only), print_table, args.json)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,6 +164,14 @@ def print_table(result: dict) -> None:
     print(f"real frames: single paddle {result['real']['paddle']:.2f}, ball {result['real']['ball']:.2f}")
 
 
+def finish(result: Any, print_tables: Callable[[Any], None], json_path: Path | None) -> int:
+    """The end of each Breakout script: print its table(s), write the figures with --json; exit 0."""
+    print_tables(result)
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="run directory (runs/NAME)")
@@ -172,10 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     result = evaluate_run(args.run, args.num, args.seed, args.checkpoint, with_fid=not args.no_fid)
-    print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return 0
+    return finish(result, print_table, args.json)
 
 
 if __name__ == "__main__":

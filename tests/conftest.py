@@ -31,6 +31,16 @@ def tiny_dataset(tmp_path):
     return write_dataset(tmp_path / "tiny", blobs(256), source="test-blobs")
 
 
+def train_plots_once(argv: list[str]) -> int:
+    """`gankit ARGV` with the run's plots drawn once at the start and once at the end, not
+    every few seconds: tests that check evaluation plumbing need not pay for redraws."""
+    from gankit.cli import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("gankit.monitor.run_monitor.REDRAW_EVERY_S", 1e9)
+        return main(argv)
+
+
 @pytest.fixture(scope="module")
 def quick_encoder():
     """For a module: the dataset extractor with a third of its recipe's steps, the same

@@ -21,7 +21,7 @@ from gankit.monitor import neighbours
 from gankit.monitor.report import render_html
 from gankit.train.batches import BatchSource
 
-from conftest import blobs
+from conftest import blobs, train_plots_once
 
 TINY = ["--model", "dcgan", "--width-g", "8", "--width-d", "8", "--latent", "16", "--batch", "16",
         "--log-every", "3", "--no-tensorboard"]
@@ -41,9 +41,7 @@ def memo_run(split_ds, quick_encoder):
     out = split_ds.path.parent / "runs"
     argv = ["train", "--data", str(split_ds.path), "--out", str(out), "--name", "r", "--kimg", "0.096", *TINY,
             "--eval-every-kimg", "0.048", "--eval-num", "48", "--eval-metrics", "fid,memorization"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("gankit.monitor.run_monitor.REDRAW_EVERY_S", 1e9)  # the plots: once at the start, once at the end
-        assert main(argv) == 0
+    assert train_plots_once(argv) == 0
     return out / "r"
 
 
@@ -233,9 +231,8 @@ def test_eval_warns_when_the_run_trained_under_another_split(memo_run, split_ds,
         assert "did not train under this split" in capsys.readouterr().err
         assert main(["eval", str(memo_run), "--metrics", "kid", "--real-part", "heldout", "--num", "48"]) == 0
         assert "so --real-part heldout is not all unseen images" in capsys.readouterr().err
-        with pytest.MonkeyPatch.context() as mp:  # one more step under the new split: the resume says so
-            mp.setattr("gankit.monitor.run_monitor.REDRAW_EVERY_S", 1e9)
-            assert main(["train", "--resume", str(memo_run), "--kimg", "0.112"]) == 0
+        # one more step under the new split: the resume says so
+        assert train_plots_once(["train", "--resume", str(memo_run), "--kimg", "0.112"]) == 0
         assert "NOTE: the held-out split of" in (memo_run / "log.txt").read_text()
     finally:  # the module's split again (the same seed picks the same images)
         assert main(["data", "split", str(split_ds.path), "--holdout", "0.25", "--seed", "5"]) == 0

@@ -16,6 +16,8 @@ from gankit.config import TrainConfig
 from gankit.data.atari import collect_atari
 from gankit.metrics.training import TrainingEvaluator
 
+from conftest import train_plots_once
+
 KEYS = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
 TINY = ["--model", "dcgan", "--width-g", "8", "--width-d", "8", "--latent", "16", "--batch", "32",
         "--log-every", "5", "--no-tensorboard"]
@@ -36,9 +38,7 @@ def trained_run(breakout, quick_encoder):
     out = breakout.path.parent / "runs"
     argv = ["train", "--data", str(breakout.path), "--out", str(out), "--name", "r", "--kimg", "0.48", *TINY,
             "--eval-every-kimg", "0.16", "--eval-num", "64", "--eval-metrics", "fid,kid,pr,dc"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("gankit.monitor.run_monitor.REDRAW_EVERY_S", 1e9)  # the plots: once at the start, once at the end
-        assert main(argv) == 0
+    assert train_plots_once(argv) == 0
     return out / "r"
 
 
