@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import textwrap
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -74,6 +75,8 @@ class TrainConfig:
     lr_d: float = _f(2e-4, "discriminator learning rate (Adam)")
     beta1: float = _f(0.5, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
+    lr_steps: str = _f("", "learning-rate steps KIMG:FACTOR,...: from KIMG thousand images on, both rates are FACTOR "
+                       "times those the run started with, e.g. 80:0.5,130:0.25 (docs/stability.md)")
     ema_kimg: float = _f(1.0, "half-life of the generator EMA in thousands of images (0 disables)")
     no_ema: bool = _f(False, "sample from the raw generator instead of its EMA")
     # --- stability ---
@@ -88,6 +91,8 @@ class TrainConfig:
     r1_every: int = _f(16, "lazy regularisation: apply R1 every k D steps")
     r1_from_kimg: float = _f(0.0, "apply R1 only from this many thousand images on (0: from the start), so an "
                              "early phase can learn fast and a long run still holds D back (docs/remedies.md)")
+    r1_follows_lr: bool = _f(False, "divide the R1 weight by the --lr-steps factor in force, so rate x weight "
+                             "stays what it was as the rates fall (docs/stability.md)")
     spectral_norm: bool = _f(False, "spectral normalisation on every D weight")
     mbstd: int = _f(0, "minibatch standard deviation in D over groups of this many samples (ProGAN; 0 disables)")
     label_smoothing: float = _f(0.0, "one-sided label smoothing: real target = 1 - this (bce only)")
@@ -155,6 +160,33 @@ class TrainConfig:
         return parse_list(self.ada_ops, "--ada-ops", list(ADA_OPS), "operation")
 
     @property
+    def lr_step_list(self) -> list[tuple[float, float]]:
+        """--lr-steps as [(kimg, factor), ...], kimg strictly increasing; raises a UsageError naming the flag."""
+        steps: list[tuple[float, float]] = []
+        for item in filter(None, (part.strip() for part in self.lr_steps.split(","))):
+            kimg_text, sep, factor_text = item.partition(":")
+            try:
+                kimg, factor = float(kimg_text), float(factor_text)
+            except ValueError:
+                kimg = factor = math.nan
+            if not sep or not (kimg >= 0 and factor > 0 and math.isfinite(kimg) and math.isfinite(factor)):
+                raise UsageError(f"--lr-steps: {item!r} is not KIMG:FACTOR with KIMG >= 0 and FACTOR > 0 "
+                                 "(e.g. 80:0.5,130:0.25)")
+            if steps and kimg <= steps[-1][0]:
+                raise UsageError(f"--lr-steps: the kimg must increase from step to step, got {kimg:g} after "
+                                 f"{steps[-1][0]:g}")
+            steps.append((kimg, factor))
+        return steps
+
+    def lr_factor(self, kimg: float) -> float:
+        """The factor --lr-steps sets after ``kimg`` thousand images (1 before its first step)."""
+        factor = 1.0
+        for start, value in self.lr_step_list:
+            if kimg >= start:
+                factor = value
+        return factor
+
+    @property
     def image_size(self) -> tuple[int, int] | None:
         """--resolution as (height, width); None when it is not set (the dataset's size)."""
         return parse_resolution(self.resolution) if self.resolution else None
@@ -195,7 +227,7 @@ class TrainConfig:
                               ("extractor", EXTRACTORS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        _ = self.diffaugment_ops, self.ada_op_list  # each raises a UsageError naming its flag
+        _ = self.diffaugment_ops, self.ada_op_list, self.lr_step_list  # each raises a UsageError naming its flag
         loss = LOSSES.get(self.loss).builder  # what the loss declares it takes and does
         if self.label_smoothing and "label_smoothing" not in loss.options:
             takers = [n for n in LOSSES if "label_smoothing" in LOSSES.get(n).builder.options]

@@ -6,7 +6,8 @@ gradients for the generator.  Each function here limits D in another way:
 * `r1_penalty` (Mescheder et al. 2018): penalise D's gradient on real images,
   so D cannot carve a steep cliff around the data.  Applied lazily (every k
   D steps, weight multiplied by k) as in StyleGAN2; see `lazy_r1_weight`.
-  `r1_active` says whether it is on at a point of training (``--r1-from-kimg``).
+  `r1_active` says whether it is on at a point of training (``--r1-from-kimg``),
+  `r1_weight` what weight it has then (``--r1-follows-lr``).
 * `gradient_penalty` (Gulrajani et al. 2017): WGAN-GP's unit-gradient-norm
   penalty on points between real and fake; `gankit.losses` calls it.
 * `apply_spectral_norm` (Miyato et al. 2018): divide every D weight by its
@@ -43,6 +44,12 @@ def _squared_grad_norms(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Te
 def r1_active(cfg: TrainConfig, kimg: float) -> bool:
     """Whether R1 applies after ``kimg`` thousand images: a weight is set and ``r1_from_kimg`` is reached."""
     return cfg.r1 > 0 and kimg >= cfg.r1_from_kimg
+
+
+def r1_weight(cfg: TrainConfig, lr_scale: float) -> float:
+    """The R1 weight in force: ``cfg.r1``, divided by the --lr-steps factor ``lr_scale``
+    with ``--r1-follows-lr`` (a step that halves the rates doubles the weight)."""
+    return cfg.r1 / lr_scale if cfg.r1_follows_lr else cfg.r1
 
 
 def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

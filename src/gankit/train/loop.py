@@ -27,7 +27,7 @@ from gankit.config import TrainConfig
 from gankit.data.dataset import fingerprint
 from gankit.errors import EnvironmentProblem, TrainingFailed, UsageError
 from gankit.fsproblems import is_environment, os_error_in, problem
-from gankit.regularize import r1_active
+from gankit.regularize import r1_active, r1_weight
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed as dist_util
 from gankit.train.budget import progress_bar
@@ -165,6 +165,7 @@ class Trainer(RunSession):
             for callback in self.callbacks:
                 callback(self)
             log_now = (c.iter + 1) % cfg.log_every == 0 or c.iter + 1 == iters
+            self.state.follow_lr_steps(cfg.lr_factor(c.kimg))
             stats.add(self.step(*self.batch_of(order, c.iter), measure_grads=log_now))
             c.iter += 1
             c.images_seen += self.batches.batch * self.dist.world
@@ -204,7 +205,7 @@ class Trainer(RunSession):
         for key in ("grad_norm_g", "grad_norm_d"):  # after the rates, as in earlier runs' metrics.jsonl
             record[key] = record.pop(key)
         if r1_active(self.cfg, c.kimg):  # the weight in use: the health monitor's remedy starts from it
-            record["r1"] = self.cfg.r1
+            record["r1"] = r1_weight(self.cfg, self.state.lr_scale)
         if self.state.ada is not None:
             record["ada_p"] = float(self.state.ada.p)
             record["ada_rt"] = float(self.state.ada.r_t)
@@ -236,11 +237,12 @@ class Trainer(RunSession):
             self.state.set_lr(lr_g, lr_d)
             applied.update(lr_g=lr_g, lr_d=lr_d)
             changes.append(f"lr_g={lr_g:g}, lr_d={lr_d:g}")
-        if "r1" in remedy:
-            self.cfg = self.cfg.replace(r1=float(remedy["r1"]), r1_from_kimg=0.0)  # now, not at a later kimg
+        if "r1" in remedy:  # the weight in force becomes the remedy's (with --r1-follows-lr, the base one so)
+            scale = self.state.lr_scale if self.cfg.r1_follows_lr else 1.0
+            self.cfg = self.cfg.replace(r1=float(remedy["r1"]) * scale, r1_from_kimg=0.0)  # now, not later
             self.step = self.make_step()  # the step reads the R1 weight when it is built
-            applied["r1"] = self.cfg.r1
-            changes.append(f"r1={self.cfg.r1:g} (every {self.cfg.r1_every} D steps)")
+            applied["r1"] = r1_weight(self.cfg, self.state.lr_scale)
+            changes.append(f"r1={applied['r1']:g} (every {self.cfg.r1_every} D steps)")
         if changes and self.monitor is not None:
             self.monitor.event("remedy_applied", self.counters.step, self.counters.kimg,
                                f"--auto-remedy after {event.kind}: set {'; '.join(changes)}", remedy=applied,

@@ -29,9 +29,9 @@ from gankit.train import checkpoint as ckpt
 # Changing these on resume is applied (and logged): the next step simply uses the new value.
 APPLIED = frozenset({
     "epochs", "kimg", "minutes",  # budget
-    "lr_g", "lr_d",  # learning rates
-    "r1", "r1_every", "r1_from_kimg", "label_smoothing", "instance_noise", "diffaugment", "ada_target", "ada_kimg",
-    "ada_ops",
+    "lr_g", "lr_d", "lr_steps",  # learning rates
+    "r1", "r1_every", "r1_from_kimg", "r1_follows_lr", "label_smoothing", "instance_noise", "diffaugment",
+    "ada_target", "ada_kimg", "ada_ops",
     "log_every", "snapshot_kimg", "checkpoint_every", "keep", "tensorboard", "health",
     "auto_remedy", "eval_every_kimg", "eval_metrics", "eval_num", "extractor", "no_ema",
     "device", "threads", "channels_last", "compile", "sync_bn",

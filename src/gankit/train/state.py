@@ -87,6 +87,7 @@ class TrainState:
         self.latent = cfg.latent
         self.z_gen = torch.Generator(device=device).manual_seed(cfg.seed + Z_SEED)
         self.best: dict[str, Any] = {}  # metric, score, kimg of the state in checkpoints/best.pt (kept on resume)
+        self.lr_scale = 1.0  # the --lr-steps factor the optimisers' rates include now
 
     # ------------------------------------------------------ learning rates
     @property
@@ -102,6 +103,16 @@ class TrainState:
             group["lr"] = lr_g
         for group in self.opt_d.param_groups:
             group["lr"] = lr_d
+
+    def follow_lr_steps(self, factor: float) -> None:
+        """Make both rates include ``factor`` (--lr-steps' factor now) instead of the one they include.
+
+        Relative, so a rate a roll-back or a remedy halved stays halved; the
+        factor in force is saved, so a resume neither repeats nor skips a step."""
+        if factor != self.lr_scale:
+            ratio = factor / self.lr_scale
+            self.set_lr(self.lr_g * ratio, self.lr_d * ratio)
+            self.lr_scale = factor
 
     # ------------------------------------------------------------- sampling
     def sample_z(self, batch: int) -> torch.Tensor:
@@ -130,6 +141,7 @@ class TrainState:
             "z_rng": self.z_gen.get_state(),
             "fixed_z": self.fixed_z,
             "best": dict(self.best),
+            "lr_scale": self.lr_scale,
             "shape": list(self.shape),
             **({"classes": list(self.classes)} if self.classes else {}),  # conditional runs only
         }
@@ -153,6 +165,7 @@ class TrainState:
         self.counters = Counters(**state["counters"])
         self.fixed_z = state["fixed_z"]
         self.best = dict(state.get("best") or {})
+        self.lr_scale = float(state.get("lr_scale", 1.0))  # (checkpoints before --lr-steps: 1)
         if self.dist.world == 1 and state.get("world", 1) == 1:
             ckpt.set_rng_state(state["rng"])
         else:  # rank 0's RNG state alone was saved: give every rank its own stream again

@@ -18,7 +18,7 @@ from gankit.augment import diff_augment
 from gankit.config import TrainConfig
 from gankit.losses import config_loss
 from gankit.registry import MODELS
-from gankit.regularize import instance_noise, r1_active, r1_penalty
+from gankit.regularize import instance_noise, r1_active, r1_penalty, r1_weight
 from gankit.train import distributed as dist_util
 from gankit.train.conditioning import Conditioning, bind
 from gankit.train.hardware import autocast_dtype
@@ -169,7 +169,7 @@ class TrainStep:
             if recon is not None:
                 loss_d = loss_d + recon.float()
             if do_r1:  # lazy R1: every r1_every steps, weighted up by as much
-                loss_d = loss_d + r1_penalty(real_logits, real_in) * (cfg.r1 / 2) * cfg.r1_every
+                loss_d = loss_d + r1_penalty(real_logits, real_in) * (r1_weight(cfg, s.lr_scale) / 2) * cfg.r1_every
         if s.ada is not None:
             s.ada.accumulate(real_logits.detach())
         s.opt_d.zero_grad(set_to_none=True)
