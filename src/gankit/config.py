@@ -66,8 +66,6 @@ class TrainConfig:
     width_d: int = _f(64, "discriminator base channel count")
     attention: int = _f(0, "self-attention (SAGAN) in G on the feature map this many pixels wide, e.g. 16 (0: none)")
     d_head: int = _f(0, "hidden units of an MLP on D's last features (0: one linear layer, as in DCGAN)")
-    d_presence: int = _f(0, "presence detectors in D: 3x3 filters on its first maps, each max-pooled over the frame "
-                         "into the head, so D sees 1-2 pixel objects such as a ball (0: none; docs/stability.md)")
     coord_conv: bool = _f(False, "CoordConv: every convolution also sees each pixel's row and column (G and D)")
     # --- loss and optimisation ---
     loss: str = _f("bce", "adversarial loss (bce: non-saturating)", choices=LOSSES)
@@ -214,8 +212,6 @@ class TrainConfig:
             bad("attention", f"must be 0 (none) or a feature-map width such as 16, got {self.attention}")
         if self.d_head < 0:
             bad("d_head", f"must be 0 (a linear last layer) or a positive number of hidden units, got {self.d_head}")
-        if self.d_presence < 0:
-            bad("d_presence", f"must be 0 (none) or a positive number of detectors, got {self.d_presence}")
         if self.mbstd < 0 or self.mbstd == 1:
             bad("mbstd", f"must be 0 (off) or a group size >= 2, got {self.mbstd}")
         if not 0.0 <= self.label_smoothing < 0.5:

@@ -9,12 +9,6 @@ The discriminator's BatchNorm is replaced by nothing when ``norm='none'``
 LeakyReLU -> logit): a linear last layer scores two objects further apart than
 one feature cell sees as the sum of each, so it can ask G for more or fewer
 Breakout paddles but never for exactly one.
-``presence`` > 0 adds that many presence detectors: 3x3 filters on D's first
-(half-resolution) maps whose strongest response anywhere in the frame is fed
-to the head beside the usual features.  Why: a 1-2 pixel object (Breakout's
-ball) is averaged away by the strided levels, so D never asks G for it
-(docs/presets/breakout.md, "What D looks at"); a maximum over the frame keeps
-it as large a signal as the paddle.
 ``coords`` wraps every convolution but G's first (which sees only z) in a
 CoordConv: it also sees the row and column of each pixel.  ``attention`` > 0
 puts a SelfAttention layer in G after the block whose maps are that many
@@ -81,19 +75,16 @@ class DCGANGenerator(GeneratorBase):
 
 class DCGANDiscriminator(DiscriminatorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch",
-                 mbstd: int = 0, coords: bool = False, head: int = 0, num_classes: int = 0, presence: int = 0):
+                 mbstd: int = 0, coords: bool = False, head: int = 0, num_classes: int = 0):
         super().__init__(height, width, num_classes)
         plan = self.plan
         layers: list[nn.Module] = []
-        levels = self.levels(channels, base)
-        for level, (c_in, c_out) in enumerate(levels):
+        for level, (c_in, c_out) in enumerate(self.levels(channels, base)):
             # (B, c_in, h, w) -> (B, c_out, h/2, w/2); the first level has no BatchNorm, as in the paper
             layers.append(coord(coords, nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)))
             if level > 0 and norm == "batch":
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
-            if level == 0:
-                self.first_at = len(layers)  # net[:first_at] makes the half-resolution maps the detectors read
         c_in = self.add_mbstd(layers, mbstd, c_out)
         self.head_at = len(layers)  # net[:head_at] makes the features the projection reads
         if head:
@@ -104,31 +95,17 @@ class DCGANDiscriminator(DiscriminatorBase):
             # (B, c, h0, w0) -> (B, 1, 1, 1)
             layers.append(coord(coords, DenseConv2d(c_in, 1, (plan.base_h, plan.base_w), 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
-        self.presence = presence
-        if presence:
-            # (B, c1, H/2, W/2) -> (B, presence, H/2, W/2), max over the frame -> (B, presence) -> the head's input
-            self.detectors = coord(coords, nn.Conv2d(levels[0][1], presence, 3, 1, 1))
-            self.detected = nn.Linear(presence, head or 1, bias=False)
         self.finish(c_in)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "this discriminator")
-        if y is None and not self.presence:
+        if y is None:
             return self.net(x).flatten()  # (B,) logits
-        if self.presence:
-            first = self.net[: self.first_at](x)  # (B, c1, H/2, W/2)
-            features = self.net[self.first_at : self.head_at](first)  # (B, c, h0, w0)
-            found = self.detectors(first).amax(dim=(2, 3))  # (B, presence): each detector's best match anywhere
-            # added to the first layer of the head (the logit itself when there is no hidden layer)
-            hidden = self.net[self.head_at](features) + self.detected(found.to(features.dtype))[:, :, None, None]
-            logits = self.net[self.head_at + 1 :](hidden).flatten()  # (B,)
-        else:
-            features = self.net[: self.head_at](x)  # (B, c, h0, w0)
-            logits = self.net[self.head_at :](features).flatten()  # (B,)
-        return logits if y is None else logits + self.projection(features, y)  # (B,) logits
+        features = self.net[: self.head_at](x)  # (B, c, h0, w0)
+        return self.net[self.head_at :](features).flatten() + self.projection(features, y)  # (B,) logits
 
 
 # D's BatchNorm can be switched off (norm="none"): losses and spectral norm that need it off say so;
-# conditional: both take num_classes (G(z, y), D(x, y)); presence: D takes presence= (--d-presence)
+# conditional: both take num_classes (G(z, y), D(x, y))
 MODELS.add("dcgan", generator=DCGANGenerator, discriminator=DCGANDiscriminator, d_norm=True, conditional=True,
-           presence=True, check_size=DCGANDiscriminator.check_size)
+           check_size=DCGANDiscriminator.check_size)
