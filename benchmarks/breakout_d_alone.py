@@ -12,14 +12,15 @@ paddle) from real frames moves D's logit, in units of its spread, and the
 share of frames whose logit fell.
 
 Options that take cues away from D, to find what else it uses:
-``--mask A:B`` blacks out rows A to B-1 of every frame (the score is rows
-0-4, the bricks rows 16-29); ``--snap`` moves every generated pixel to the
+``--mask A:B,C:D`` blacks out rows A to B-1 (and C to D-1) of every frame
+(the score is rows 0-4, the bricks rows 16-29, the ball flies in 31-53); ``--snap`` moves every generated pixel to the
 nearest colour that occurs in real frames (Breakout has ~180);
 ``--clean N`` blacks out generated pixels whose channels are all <= N;
 ``--noise S`` adds N(0, S) to D's training inputs.
 
     python benchmarks/breakout_d_alone.py runs/00000-breakout/checkpoints/ckpt-000080000.pt
     python benchmarks/breakout_d_alone.py CKPT --fresh --mask 0:30
+    python benchmarks/breakout_d_alone.py CKPT --fresh --mask 0:31,54:64      # the ball band alone
 
 Measured in docs/presets/breakout.md ("Presence detectors for the ball").
 """
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="train a newly initialised D instead of the checkpoint's")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--lr", type=float, default=4e-4)
-    parser.add_argument("--mask", help="A:B, black out rows A to B-1 of every frame")
+    parser.add_argument("--mask", help="A:B[,C:D...], black out rows A to B-1 (...) of every frame")
     parser.add_argument("--snap", action="store_true", help="generated pixels take the nearest real colour")
     parser.add_argument("--clean", type=int, default=0, help="black out generated pixels whose channels are <= N")
     parser.add_argument("--noise", type=float, default=0.0, help="Gaussian noise of this sd on D's training inputs")
@@ -86,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.snap:
         fake = snap_to_palette(fake, images[:2000])
     probe = probe_frames(test_real, 300)
-    if args.mask:
-        a, b = (int(v) for v in args.mask.split(":"))
+    for rows in args.mask.split(",") if args.mask else []:
+        a, b = (int(v) for v in rows.split(":"))
         for frames in (fake, train_real, test_real, probe):
             frames[:, a:b] = 0
     train_fake, test_fake = fake[:5000], fake[5000:]
