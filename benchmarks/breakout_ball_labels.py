@@ -2,8 +2,9 @@
 
 breakout_probe.py finds that D never weighs the ball.  These three commands
 test whether labels help: a conditional run (projection D) on frames
-labelled "ball" / "no ball", and a run with an auxiliary classifier
-(``--aux-class``) that must tell the two apart on real frames.
+labelled "ball" / "no ball", and runs with an auxiliary classifier that
+must tell the two apart on real frames (``--aux-class``, which exists only
+at commit 006421c).
 
     label DATA OUT          a copy of the dataset (images.npy linked, not copied) with
                             labels.npy: 1 where `breakout_quality.ball_at` sees one ball
@@ -52,8 +53,8 @@ def to_input(frames: np.ndarray) -> torch.Tensor:
 
 
 def classify(data: Path, batch: int, steps: int, lr: float) -> None:
-    """The breakout preset's D (width 16, CoordConv, mbstd 4) with the auxiliary
-    classifier's mean-pooled linear head, trained on the labels alone."""
+    """The breakout preset's D trunk (width 16, CoordConv, mbstd 4) with a linear
+    layer on its mean-pooled last features, trained on the labels alone."""
     from gankit.models.dcgan import DCGANDiscriminator
 
     torch.manual_seed(0)
@@ -61,20 +62,24 @@ def classify(data: Path, batch: int, steps: int, lr: float) -> None:
     rng = np.random.default_rng(0)
     order = rng.permutation(len(x))
     test, train = order[:1000], order[1000:]
-    D = DCGANDiscriminator(64, 64, 3, 16, mbstd=4, coords=True, head=256, num_classes=2, classifier=True)
-    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    D = DCGANDiscriminator(64, 64, 3, 16, mbstd=4, coords=True, head=256)
+    trunk = D.net[: D.head_at]  # (B, 3, 64, 64) -> (B, 129, 4, 4)
+    linear = torch.nn.Linear(129, 2)
+    opt = torch.optim.Adam([*trunk.parameters(), *linear.parameters()], lr=lr, betas=(0.5, 0.999))
+
+    def class_logits(idx: np.ndarray) -> torch.Tensor:
+        return linear(trunk(to_input(x[idx])).mean((2, 3)))  # (B, 2)
+
     majority = max(y[test].mean(), 1 - y[test].mean())
     for step in range(1, steps + 1):
         idx = rng.choice(train, batch)
-        _, class_logits = D(to_input(x[idx]), torch.from_numpy(y[idx]), classify=True)
-        loss = torch.nn.functional.cross_entropy(class_logits, torch.from_numpy(y[idx]))
+        loss = torch.nn.functional.cross_entropy(class_logits(idx), torch.from_numpy(y[idx]))
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % max(steps // 10, 1) == 0:
             with torch.no_grad():  # batch statistics, as in training: BatchNorm's running means lag
-                _, class_logits = D(to_input(x[test]), torch.from_numpy(y[test]), classify=True)
-            acc = (class_logits.argmax(1).numpy() == y[test]).mean()
+                acc = (class_logits(test).argmax(1).numpy() == y[test]).mean()
             print(f"step {step:5d} ({step * batch / 1000:.1f} kimg): held-out accuracy {acc:.3f} "
                   f"(majority {majority:.3f})", flush=True)
 

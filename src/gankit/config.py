@@ -57,9 +57,6 @@ class TrainConfig:
     # None until the trainer sees the data; the saved config holds the decision (docs/conditional.md)
     conditional: bool | None = _f(None, "class-conditional G and D on the dataset's labels (default: on when the "
                                   "dataset has labels of 2+ classes)")
-    aux_class: float = _f(0.0, "AC-GAN: weight of a classifier on D's features that must tell the real images' "
-                          "classes apart, and that G's images must satisfy (0: off; needs a conditional run; "
-                          "docs/presets/breakout.md)")
     class_balance: bool = _f(False, "real batches drawn uniformly over classes, generated classes too (default: "
                              "both with the data's class frequencies)")
     # --- models ---
@@ -213,8 +210,6 @@ class TrainConfig:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if self.attention < 0:
             bad("attention", f"must be 0 (none) or a feature-map width such as 16, got {self.attention}")
-        if self.aux_class < 0:
-            bad("aux_class", f"must be 0 (off) or a positive weight, got {self.aux_class}")
         if self.d_head < 0:
             bad("d_head", f"must be 0 (a linear last layer) or a positive number of hidden units, got {self.d_head}")
         if self.mbstd < 0 or self.mbstd == 1:

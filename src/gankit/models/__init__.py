@@ -63,11 +63,10 @@ def d_keeps_batchnorm(loss: str, spectral_norm: bool = False) -> bool:
 
 def build_discriminator(model: str, height: int, width: int, channels: int, width_d: int, loss: str = "bce",
                         spectral_norm: bool = False, mbstd: int = 0, coords: bool = False,
-                        head: int = 0, num_classes: int = 0, classifier: bool = False) -> nn.Module:
+                        head: int = 0, num_classes: int = 0) -> nn.Module:
     """The discriminator of architecture ``model``: without BatchNorm where the loss
     or spectral norm asks (`d_keeps_batchnorm`), spectral-normalised if asked, a
-    projection discriminator over ``num_classes`` classes when that is > 0, with
-    an auxiliary classifier over them when ``classifier`` (AC-GAN, ``--aux-class``)."""
+    projection discriminator over ``num_classes`` classes when that is > 0."""
     entry = MODELS.get(model)
     options: dict[str, Any] = {}
     if entry["d_norm"]:
@@ -76,11 +75,6 @@ def build_discriminator(model: str, height: int, width: int, channels: int, widt
         if not entry.get("conditional"):
             raise UsageError(f"--model: {model} has no class-conditional form; use --no-conditional")
         options["num_classes"] = num_classes
-    if classifier:
-        if not num_classes:
-            raise UsageError("--aux-class: the auxiliary classifier needs classes; train on a labelled dataset "
-                             "(docs/conditional.md) or leave it at 0")
-        options["classifier"] = True
     D = entry["discriminator"](height, width, channels, width_d, mbstd=mbstd, coords=coords, head=head, **options)
     return apply_spectral_norm(D) if spectral_norm else D
 
@@ -90,5 +84,4 @@ def config_discriminator(cfg: TrainConfig, shape: tuple[int, int, int], num_clas
     spectral norm included (a projection D when ``num_classes`` > 0)."""
     C, H, W = shape
     return build_discriminator(cfg.model, H, W, C, cfg.width_d, cfg.loss, cfg.spectral_norm, cfg.mbstd,
-                               coords=cfg.coord_conv, head=cfg.d_head, num_classes=num_classes,
-                               classifier=cfg.aux_class > 0)
+                               coords=cfg.coord_conv, head=cfg.d_head, num_classes=num_classes)

@@ -88,32 +88,6 @@ class Projection(nn.Module):
         return (self.embed(y).float() * pooled).sum(1)
 
 
-class AuxClassifier(nn.Module):
-    """AC-GAN's auxiliary classifier (Odena et al. 2017): class logits from the
-    mean over positions of the features the projection reads.
-
-    Why beside the projection: the projection only rewards class features that
-    help tell real from generated images, and D finds easier cues first (a
-    Breakout D ignores the ball even when told which frames have one,
-    docs/presets/breakout.md).  Classifying *real* images has no such
-    shortcut: when the classes differ only by a small object, the object is
-    the only cue, so D's features must carry it, and G, asked for a class, is
-    pushed to draw what the classifier reads.  Mean pooling: presence
-    anywhere counts the same (on Breakout's ball labels, alone, it learnt
-    faster than max pooling).
-
-    features (B, C, h, w) or (B, C) -> (B, num_classes) logits.
-    """
-
-    def __init__(self, channels: int, num_classes: int):
-        super().__init__()
-        self.linear = nn.Linear(channels, num_classes)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = features.float().flatten(2).mean(2) if features.ndim == 4 else features.float()  # (B, C)
-        return self.linear(pooled)
-
-
 def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
     """A clear error when a conditional model is called without classes (or the other way round)."""
     if num_classes and y is None:
@@ -130,10 +104,9 @@ class DiscriminatorBase(nn.Module):
 
     check_size = staticmethod(plan_resolution)  # the sizes this family builds (MODELS' check_size)
 
-    def __init__(self, height: int, width: int, num_classes: int, classifier: bool = False):
+    def __init__(self, height: int, width: int, num_classes: int):
         super().__init__()
         self.num_classes = num_classes
-        self.has_classifier = classifier and num_classes > 0
         self.plan = plan_resolution(height, width)
 
     def levels(self, channels: int, base: int) -> list[tuple[int, int]]:
@@ -159,17 +132,3 @@ class DiscriminatorBase(nn.Module):
             nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
         if self.num_classes:
             self.projection = Projection(features, self.num_classes)
-        if self.has_classifier:  # made after everything else: D without it draws the same initial weights
-            self.classifier = AuxClassifier(features, self.num_classes)
-
-    def outputs(self, logits: torch.Tensor, features: torch.Tensor, y: torch.Tensor | None,
-                classify: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """What ``forward`` returns: (B,) logits, the projection added when ``y`` is given,
-        and with ``classify`` also the auxiliary classifier's (B, num_classes) logits."""
-        if y is not None:
-            logits = logits + self.projection(features, y)
-        if not classify:
-            return logits
-        if not self.has_classifier:
-            raise TypeError("this discriminator has no auxiliary classifier (build it with --aux-class)")
-        return logits, self.classifier(features)

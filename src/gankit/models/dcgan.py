@@ -75,9 +75,8 @@ class DCGANGenerator(GeneratorBase):
 
 class DCGANDiscriminator(DiscriminatorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, norm: str = "batch",
-                 mbstd: int = 0, coords: bool = False, head: int = 0, num_classes: int = 0,
-                 classifier: bool = False):
-        super().__init__(height, width, num_classes, classifier)
+                 mbstd: int = 0, coords: bool = False, head: int = 0, num_classes: int = 0):
+        super().__init__(height, width, num_classes)
         plan = self.plan
         layers: list[nn.Module] = []
         for level, (c_in, c_out) in enumerate(self.levels(channels, base)):
@@ -98,14 +97,12 @@ class DCGANDiscriminator(DiscriminatorBase):
         self.net = nn.Sequential(*layers)
         self.finish(c_in)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                classify: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B,) logits; with ``classify`` also the auxiliary classifier's (B, K) logits."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "this discriminator")
-        if y is None and not classify:
+        if y is None:
             return self.net(x).flatten()  # (B,) logits
         features = self.net[: self.head_at](x)  # (B, c, h0, w0)
-        return self.outputs(self.net[self.head_at :](features).flatten(), features, y, classify)
+        return self.net[self.head_at :](features).flatten() + self.projection(features, y)  # (B,) logits
 
 
 # D's BatchNorm can be switched off (norm="none"): losses and spectral norm that need it off say so;

@@ -61,8 +61,8 @@ class SeedGenerator(GeneratorBase):
 
 class SeedDiscriminator(DiscriminatorBase):
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, base: int = 64, mbstd: int = 0,
-                 coords: bool = False, head: int = 0, num_classes: int = 0, classifier: bool = False):
-        super().__init__(height, width, num_classes, classifier)
+                 coords: bool = False, head: int = 0, num_classes: int = 0):
+        super().__init__(height, width, num_classes)
         layers: list[nn.Module] = []
         convs: list[nn.Conv2d] = []
         for c_in, c_out in self.levels(channels, base):
@@ -83,12 +83,11 @@ class SeedDiscriminator(DiscriminatorBase):
         # the features' scale through the LeakyReLUs (docs/presets/seed-breakout.md).
         self.finish(c_in, he_init=convs)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                classify: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B,) logits; with ``classify`` also the auxiliary classifier's (B, K) logits."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "this discriminator")
         features = self.features(x)  # (B, c, h0, w0)
-        return self.outputs(self.head(features.flatten(1)).squeeze(1), features, y, classify)
+        logits = self.head(features.flatten(1)).squeeze(1)  # (B,) logits
+        return logits if y is None else logits + self.projection(features, y)
 
 
 # D has no BatchNorm to switch off; conditional: both take num_classes (G(z, y), D(x, y))

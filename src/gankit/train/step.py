@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gankit.augment import diff_augment
@@ -108,8 +107,6 @@ class TrainStep:
         self.cfg, self.state, self.progress, self.cond = cfg, state, progress, cond
         # a model whose D reconstructs real images from its features (fastgan) adds that loss to D's
         self.reconstructs = bool(MODELS.get(cfg.model).get("reconstructs"))
-        # --aux-class: D also classifies real images, G's must be classified as asked (AC-GAN, docs/presets/breakout.md)
-        self.classifies = cfg.aux_class > 0
         self.loss = config_loss(cfg)
         self.amp_dtype = autocast_dtype(cfg.precision)
 
@@ -157,20 +154,14 @@ class TrainStep:
             real_in = self._augment(real)
             if do_r1:
                 real_in = real_in.detach().requires_grad_(True)
-            recon = aux = None
+            recon = None
             if self.reconstructs:  # (unconditional models only: no labels to pass)
                 real_logits, recon = s.D_train(real_in, reconstruct=True)
                 real_logits = real_logits.float()
-            elif self.classifies and y_real is not None:  # AC-GAN: D also classifies the real images
-                real_logits, class_logits = s.D_train(real_in, y_real, classify=True)
-                real_logits = real_logits.float()
-                aux = F.cross_entropy(class_logits.float(), y_real) * cfg.aux_class
             else:
                 real_logits = bind(s.D_train, y_real)(real_in).float()  # augmentation changes images, never labels
             fake_logits = bind(s.D_train, y_fake)(self._augment(fake)).float()
             loss_d = self.loss.d_loss(real_logits, fake_logits)
-            if aux is not None:
-                loss_d = loss_d + aux
             # wgan-gp's points between real and fake images are scored as the real images' classes
             penalty = self.loss.d_penalty(bind(s.D_train, y_real), real_in.detach(), fake)
             if penalty is not None:
@@ -203,16 +194,9 @@ class TrainStep:
             else:
                 fake, y_fake = reused
             s.D.requires_grad_(False)
-            if self.classifies and y_fake is not None:  # G's images must be classified as the class asked for
-                fake_logits, class_logits = s.D_g(self._augment(fake), y_fake, classify=True)
-                aux_g = F.cross_entropy(class_logits.float(), y_fake) * self.cfg.aux_class
-            else:
-                fake_logits, aux_g = bind(s.D_g, y_fake)(self._augment(fake)), None
-            fake_logits = fake_logits.float()
+            fake_logits = bind(s.D_g, y_fake)(self._augment(fake)).float()
             s.D.requires_grad_(True)
             loss_g = self.loss.g_loss(fake_logits)
-            if aux_g is not None:
-                loss_g = loss_g + aux_g
         s.opt_g.zero_grad(set_to_none=True)
         s.scaler.scale(loss_g).backward()
         stats.grad_norm_g = _grad_norm(s.G) if measure_grads else None
