@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from breakout_probe import to_tensor  # noqa: E402
 from breakout_quality import FID, ball_at, compare, positions  # noqa: E402
 
 
@@ -45,11 +46,6 @@ def label(data: Path, out: Path) -> None:
     if not (out / "images.npy").exists():
         (out / "images.npy").symlink_to((data / "images.npy").resolve())
     print(f"{len(labels)} frames, ball share {labels.mean():.3f} -> {out}")
-
-
-def to_input(frames: np.ndarray) -> torch.Tensor:
-    """(N, H, W, C) uint8 -> (N, C, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def classify(data: Path, batch: int, steps: int, lr: float) -> None:
@@ -68,7 +64,7 @@ def classify(data: Path, batch: int, steps: int, lr: float) -> None:
     opt = torch.optim.Adam([*trunk.parameters(), *linear.parameters()], lr=lr, betas=(0.5, 0.999))
 
     def class_logits(idx: np.ndarray) -> torch.Tensor:
-        return linear(trunk(to_input(x[idx])).mean((2, 3)))  # (B, 2)
+        return linear(trunk(to_tensor(x[idx])).mean((2, 3)))  # (B, 2)
 
     majority = max(y[test].mean(), 1 - y[test].mean())
     for step in range(1, steps + 1):

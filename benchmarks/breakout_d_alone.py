@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from breakout_probe import erase_ball, erase_paddle, logit_shift, logits, probe_frames  # noqa: E402
+from breakout_probe import erase_ball, erase_paddle, logit_shift, logits, probe_frames, to_tensor  # noqa: E402
 
 
 def snap_to_palette(frames: np.ndarray, real: np.ndarray) -> np.ndarray:
@@ -43,11 +43,6 @@ def snap_to_palette(frames: np.ndarray, real: np.ndarray) -> np.ndarray:
     flat = torch.from_numpy(frames.reshape(-1, 3)).float()
     out = [palette[torch.cdist(flat[i:i + 200_000], palette).argmin(1)] for i in range(0, len(flat), 200_000)]
     return torch.cat(out).numpy().astype(np.uint8).reshape(frames.shape)
-
-
-def to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [-1, 1], as in training."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,13 +71,17 @@ def erase_paddle(frame: np.ndarray) -> np.ndarray:
     return _paint(frame, PADDLE_ROWS, PLAYFIELD_COLS, mask)
 
 
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [-1, 1], as in training."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
 @torch.no_grad()
 def logits(D: nn.Module, frames: np.ndarray, batch: int = 64) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N,) D's logits, images scaled to [-1, 1] as in training."""
     out = []
     for i in range(0, len(frames), batch):
-        x = torch.from_numpy(np.ascontiguousarray(frames[i:i + batch])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        out.append(D(x).reshape(-1).double().numpy())
+        out.append(D(to_tensor(frames[i:i + batch])).reshape(-1).double().numpy())
     return np.concatenate(out)
 
 
