@@ -8,11 +8,13 @@ from gankit.models.common import plan_resolution
 from gankit.models.fastgan import FastGANDiscriminator, FastGANGenerator, excitation_pairs
 
 
+@pytest.mark.parametrize("image_layer", ["transposed", "upsample"])
 @pytest.mark.parametrize("size", [(32, 32), (64, 64), (128, 128), (256, 256), (160, 128)])
-def test_shapes_at_every_size(size):
+def test_shapes_at_every_size(size, image_layer):
     H, W = size
     torch.manual_seed(0)
-    G, D = FastGANGenerator(H, W, 3, 16, base=4), FastGANDiscriminator(H, W, 3, base=4, decoder_width=4)
+    G = FastGANGenerator(H, W, 3, 16, base=4, image_layer=image_layer)
+    D = FastGANDiscriminator(H, W, 3, base=4, decoder_width=4)
     x = G(torch.randn(3, 16))
     assert x.shape == (3, 3, H, W)
     assert x.min() >= -1 and x.max() <= 1
@@ -41,6 +43,21 @@ def test_the_gate_carries_the_coarse_map_to_the_fine_one():
         G.gates[0].net[-1] = last
         assert not torch.allclose(gated, changed)
         assert torch.equal(G(z), gated)
+
+
+def test_the_upsample_image_layer_draws_no_checkerboard():
+    """From a feature map that is the same everywhere, the transposed conv draws a
+    2x2-periodic pattern (each pixel of a cell has its own weights); nearest
+    doubling and a 3x3 conv draw one flat colour away from the border."""
+    for layer, periodic in (("transposed", True), ("upsample", False)):
+        torch.manual_seed(0)
+        G = FastGANGenerator(32, 32, 3, 16, base=4, image_layer=layer)
+        conv = [m for m in G.to_image.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][0]
+        with torch.no_grad():
+            inner = G.to_image(torch.full((1, conv.in_channels, 16, 16), 0.5))[0, :, 2:-2, 2:-2]  # (3, 28, 28)
+        spread = (inner - inner.mean(dim=(1, 2), keepdim=True)).abs().amax().item()
+        assert (spread > 1e-3) == periodic, (layer, spread)
+        assert torch.allclose(inner[:, :-2], inner[:, 2:], atol=1e-6)  # rows two apart agree: period 2 at most
 
 
 def test_decoders_learn_to_reconstruct_a_fixed_batch():
@@ -135,3 +152,27 @@ def test_options_it_lacks_are_named(data32, tmp_path):
         from gankit.models import build_generator
 
         build_generator("fastgan", 32, 32, 3, 8, 4, num_classes=3)
+
+
+def test_the_image_layer_travels_with_the_run_and_the_exported_file(data32, tmp_path):
+    """`--image-layer upsample` is part of the architecture: resume and export rebuild it,
+    a file of the default layer keeps the header older gankit versions read, and a model
+    without the option names the flag."""
+    import gankit
+    from gankit.cli import main
+    from gankit.models.generator_file import read_header
+
+    runs = {layer: _train(data32, tmp_path, layer, epochs=1, image_layer=layer) for layer in ("upsample", "transposed")}
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    for layer, run in runs.items():
+        out = tmp_path / f"{layer}.safetensors"
+        assert main(["export", str(run), "--format", "safetensors", "--out", str(out)]) == 0
+        arch = read_header(out)["architecture"]
+        assert arch.get("image_layer", "transposed") == layer and ("image_layer" in arch) == (layer != "transposed")
+        from_file, from_run = gankit.load_generator(out), gankit.load_generator(run)
+        assert isinstance(from_file.to_image, torch.nn.Sequential) == (layer == "upsample")
+        assert torch.equal(from_file(z), from_run(z))
+    assert main(["train", "--resume", str(runs["upsample"]), "--epochs", "2"]) == 0
+    assert isinstance(gankit.load_generator(runs["upsample"]).to_image, torch.nn.Sequential)
+    with pytest.raises(UsageError, match="--image-layer"):
+        _train(data32, tmp_path, "dcgan", epochs=1, model="dcgan", image_layer="upsample")

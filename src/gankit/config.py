@@ -31,6 +31,8 @@ from gankit.registry import ADA_OPS, DIFFAUGMENT_OPS, EXTRACTORS, LOSSES, MODELS
 RESOLUTION_LIMITS = (8, 1024)
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+# --image-layer: how G draws the image from its last feature map (models/fastgan.py)
+IMAGE_LAYERS = ("transposed", "upsample")
 BUDGET = ("epochs", "kimg", "minutes")
 DEFAULT_EPOCHS = 10  # the budget when none of BUDGET is set
 BUDGET_RULE = ("the first of --epochs, --kimg and --minutes reached stops the run (none given: "
@@ -67,6 +69,9 @@ class TrainConfig:
     attention: int = _f(0, "self-attention (SAGAN) in G on the feature map this many pixels wide, e.g. 16 (0: none)")
     d_head: int = _f(0, "hidden units of an MLP on D's last features (0: one linear layer, as in DCGAN)")
     coord_conv: bool = _f(False, "CoordConv: every convolution also sees each pixel's row and column (G and D)")
+    image_layer: str = _f("transposed", "how G's last layer draws the image (fastgan): transposed (a 4x4 "
+                          "transposed conv) or upsample (nearest doubling, then a 3x3 conv: no checkerboard)",
+                          choices=IMAGE_LAYERS)
     # --- loss and optimisation ---
     loss: str = _f("bce", "adversarial loss (bce: non-saturating)", choices=LOSSES)
     n_critic: int = _f(0, "D steps per G step (0: 1 for bce/hinge/lsgan, 5 for wgan/wgan-gp)")
@@ -224,7 +229,7 @@ class TrainConfig:
             bad("beta1", "betas must be in [0, 1)")
         check_device_name(self.device)
         for name, allowed in (("model", MODELS), ("loss", LOSSES), ("precision", PRECISIONS),
-                              ("extractor", EXTRACTORS)):
+                              ("extractor", EXTRACTORS), ("image_layer", IMAGE_LAYERS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         _ = self.diffaugment_ops, self.ada_op_list, self.lr_step_list  # each raises a UsageError naming its flag

@@ -39,12 +39,17 @@ __all__ = ["build_generator", "config_generator", "build_discriminator", "config
 
 
 def build_generator(model: str, height: int, width: int, channels: int, latent: int, width_g: int,
-                    coords: bool = False, attention: int = 0, num_classes: int = 0) -> nn.Module:
+                    coords: bool = False, attention: int = 0, num_classes: int = 0,
+                    image_layer: str = "transposed") -> nn.Module:
     """The generator of architecture ``model`` (the keys of a generator file's ``architecture``)."""
     entry = MODELS.get(model)
-    extra = {"num_classes": num_classes} if num_classes else {}
+    extra: dict[str, Any] = {"num_classes": num_classes} if num_classes else {}
     if num_classes and not entry.get("conditional"):
         raise UsageError(f"--model: {model} has no class-conditional form; use --no-conditional")
+    if image_layer != "transposed":  # only models that declare the option take it
+        if not entry.get("image_layers"):
+            raise UsageError(f"--image-layer: the {model} model has no such option; drop it (or use --model fastgan)")
+        extra["image_layer"] = image_layer
     return entry["generator"](height, width, channels, latent, width_g, coords=coords, attention=attention, **extra)
 
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gankit.config import IMAGE_LAYERS
 from gankit.errors import UsageError
 from gankit.models.common import GeneratorBase, Plan, channels_at, init_weights, plan_resolution
 from gankit.registry import MODELS
@@ -112,8 +113,10 @@ class FastGANGenerator(GeneratorBase):
     """z (B, latent) -> images (B, C, H, W) in [-1, 1]."""
 
     def __init__(self, height: int = 64, width: int = 64, channels: int = 3, latent: int = 100, base: int = 32,
-                 coords: bool = False, attention: int = 0):
+                 coords: bool = False, attention: int = 0, image_layer: str = "transposed"):
         _refuse(coord_conv=coords, attention=attention)
+        if image_layer not in IMAGE_LAYERS:
+            raise UsageError(f"--image-layer: must be one of {', '.join(IMAGE_LAYERS)}, got {image_layer!r}")
         super().__init__(height, width, channels, latent)
         plan = plan_resolution(height, width)
         n = plan.doublings
@@ -130,8 +133,16 @@ class FastGANGenerator(GeneratorBase):
         self.gates = nn.ModuleList(SkipExcitation(widths[s], widths[t]) for s, t in self.pairs)
         # the last doubling draws the image: (B, w_{n-1}, H/2, W/2) -> (B, C, H, W).  The paper keeps a
         # feature map at full size and ends in a 3x3 conv; on a CPU the BatchNorm, GLU and conv on that
-        # map cost more than the rest of G together (docs/small-data.md), so G ends as DCGAN's does.
-        self.to_image = nn.ConvTranspose2d(widths[n - 1], channels, 4, 2, 1)
+        # map cost more than the rest of G together (docs/small-data.md), so G draws the image straight
+        # from the half-size map: a transposed conv as DCGAN's (each pixel of a 2x2 cell has its own
+        # weights), or "upsample": nearest doubling and a 3x3 conv, whose neighbouring pixels share
+        # weights, so no checkerboard, at the same speed (docs/presets/small64.md).
+        self.to_image: nn.Module
+        if image_layer == "upsample":
+            self.to_image = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                          nn.Conv2d(widths[n - 1], channels, 3, 1, 1))
+        else:
+            self.to_image = nn.ConvTranspose2d(widths[n - 1], channels, 4, 2, 1)
         init_weights(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -247,4 +258,4 @@ def _l1_at_smaller(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # D's BatchNorm can be switched off; not class-conditional; its D reconstructs real images
 # (the training step calls D(real, reconstruct=True) and adds the loss to D's)
 MODELS.add("fastgan", generator=FastGANGenerator, discriminator=FastGANDiscriminator, d_norm=True,
-           conditional=False, check_size=check_size, reconstructs=True)
+           conditional=False, check_size=check_size, reconstructs=True, image_layers=True)

@@ -27,7 +27,8 @@ SUFFIX = ".safetensors"
 # build_generator's keyword arguments: the whole architecture
 ARCH_KEYS = ("model", "height", "width", "channels", "latent", "width_g", "coords", "attention")
 # ... and those only a conditional generator's header holds (files without them are unconditional)
-OPTIONAL_ARCH_KEYS = ("num_classes",)
+# (and ``image_layer``, written only when it is not the default "transposed", so older files still load)
+OPTIONAL_ARCH_KEYS = ("num_classes", "image_layer")
 # How to feed the network and read what it gives; written into every header.
 NORMALISATION = {"input": "z ~ N(0, I), shape (B, latent), float32",
                  "output": "images (B, C, H, W), float32 in [-1, 1]; (x + 1) * 127.5 gives 0..255"}
@@ -41,6 +42,8 @@ def architecture(cfg: Any, shape: tuple[int, int, int], num_classes: int = 0) ->
             "width_g": int(cfg.width_g), "coords": bool(cfg.coord_conv), "attention": int(cfg.attention)}
     if num_classes:
         arch["num_classes"] = int(num_classes)
+    if getattr(cfg, "image_layer", "transposed") != "transposed":
+        arch["image_layer"] = str(cfg.image_layer)
     return arch
 
 
