@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -17,7 +18,7 @@ from gankit.config import TrainConfig
 from gankit.errors import UsageError
 from gankit.monitor import RunMonitor
 from gankit.monitor.events import load_records
-from gankit.monitor.images import MAX_GIF_FRAMES, MAX_GIF_SIDE
+from gankit.monitor.images import HEADER, MAX_GIF_FRAMES, MAX_GIF_SIDE
 from test_monitor_health import SATURATED, healthy, record
 
 
@@ -174,6 +175,62 @@ def test_progress_gif_bounded_after_200_snapshots(tmp_path) -> None:
     assert index[0]["epoch"] == 1 and index[-1]["epoch"] == 200
     assert [f["step"] for f in index] == sorted(f["step"] for f in index)
     assert len(list((run / "samples" / "frames").glob("*.png"))) == len(index) == n
+    mon.close()
+
+
+def test_gif_frames_keep_their_colours(tmp_path) -> None:
+    """Each GIF frame gets its own palette: a grid of 64 smooth colours reads back within a few levels."""
+    from gankit.monitor.images import FrameStore, with_header
+
+    store = FrameStore(tmp_path / "frames")
+    g = torch.Generator().manual_seed(3)
+    grids = []
+    for step in (10, 20):
+        base = torch.rand(64, 3, 1, 1, generator=g) * 2 - 1  # one colour per image ...
+        ramp = torch.linspace(-0.3, 0.3, 16).view(1, 1, 1, 16)  # ... shaded left to right, as sprites are
+        store.add((base + ramp).clamp(-1, 1).expand(64, 3, 16, 16), step // 10, step / 10, step)
+        with Image.open(store.folder / store.frames[-1]["file"]) as im:
+            grids.append(np.asarray(with_header(im.convert("RGB"), "x"), dtype=float))
+    store.write_gif(tmp_path / "p.gif")
+    with Image.open(tmp_path / "p.gif") as im:
+        assert im.n_frames == 2
+        for i, grid in enumerate(grids):
+            im.seek(i)
+            got = np.asarray(im.convert("RGB"), dtype=float)
+            body = slice(HEADER, None)  # the caption strip differs by its text
+            assert got.shape == grid.shape
+            # 6 levels here; a shared palette or web colours drift 14-17, 64 colours 11
+            assert np.abs(got[body] - grid[body]).mean() < 8.0, f"frame {i}: colours drifted"
+
+
+def test_redraws_take_a_bounded_share_of_the_run(tmp_path, monkeypatch) -> None:
+    """Plots and GIF are redrawn at most every REDRAW_EVERY_S, and a slow redraw
+    waits long enough that redrawing stays at REDRAW_SHARE of the time."""
+    from gankit.monitor import run_monitor
+
+    clock, drawn = [0.0], []
+    cost = {"s": 2.0}
+
+    def timed_draw(records, folder):  # the real drawing, then the clock moves by a known cost
+        drawn.append(clock[0])
+        clock[0] += cost["s"]
+
+    monkeypatch.setattr(run_monitor.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_monitor, "draw_all", timed_draw)
+    mon = RunMonitor(tmp_path / "run", TrainConfig(tensorboard=False))
+    for epoch in range(1, 101):  # 5-second epochs, 2-second redraws
+        clock[0] += 5.0
+        mon.epoch_end(epoch)
+    gaps = np.diff(drawn)
+    assert len(drawn) > 5 and gaps.min() >= cost["s"] / run_monitor.REDRAW_SHARE
+    assert 2.0 * len(drawn) / clock[0] <= run_monitor.REDRAW_SHARE * 1.01
+    drawn.clear()
+    cost["s"] = 0.01  # a quick redraw: the floor of REDRAW_EVERY_S between two
+    for epoch in range(101, 201):
+        clock[0] += 5.0
+        mon.epoch_end(epoch)
+    gaps = np.diff(drawn)
+    assert gaps.min() >= run_monitor.REDRAW_EVERY_S and gaps.max() <= run_monitor.REDRAW_EVERY_S + 5.01
     mon.close()
 
 

@@ -330,7 +330,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    from gankit.monitor.images import make_grid
+    from gankit.monitor.images import make_grid, save_gif
 
     G = load_generator(args.run, args.checkpoint, ema=not args.no_ema, device=resolve_device(args.device))
     if (args.class_from is None) != (args.class_to is None):
@@ -346,6 +346,9 @@ def run_interpolate(args: argparse.Namespace) -> int:
     images = [make_grid(f) for f in frames]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(out, save_all=True, append_images=images[1:], duration=int(1000 / args.fps), loop=0)
+    if out.suffix.lower() == ".gif":
+        save_gif(images, out, int(1000 / args.fps))
+    else:  # another animated format PIL writes from the name (.webp, .png)
+        images[0].save(out, save_all=True, append_images=images[1:], duration=int(1000 / args.fps), loop=0)
     print(f"wrote {len(images)} frames to {out}")
     return 0

@@ -25,7 +25,8 @@ from gankit.monitor.plots import draw_all
 from gankit.monitor.report import build_outputs
 from gankit.runpaths import RunDir
 
-REDRAW_EVERY_S = 10.0  # epoch_end redraws plots and GIF at most this often
+REDRAW_EVERY_S = 10.0  # epoch_end redraws plots and GIF at most this often ...
+REDRAW_SHARE = 0.05  # ... and spends at most this share of the run's time on it (1.4k-image epochs last ~15 s)
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch.utils.tensorboard import SummaryWriter
@@ -77,7 +78,7 @@ class RunMonitor:
         self._resume = resume
         self._writer: SummaryWriter | None = None
         self._last_step = -1
-        self._last_redraw: float | None = None
+        self._next_redraw: float | None = None  # time.monotonic() before which epoch_end does not redraw
         self._verdict: str | None = None
         self._stop: tuple[str, float] | None = None
 
@@ -227,17 +228,19 @@ class RunMonitor:
     def epoch_end(self, epoch: int) -> None:
         """Redraw the plots from metrics.jsonl and rewrite progress.gif.
 
-        Drawing takes about a second, so with epochs shorter than
-        REDRAW_EVERY_S it is skipped until that much time has passed
-        (close() always draws)."""
+        A redraw takes 1-3 s on a CPU, so it waits at least REDRAW_EVERY_S
+        after the last one, and longer when the last one was slow: at most
+        REDRAW_SHARE of the run goes to it, however short the epochs (small
+        sets).  close() always draws."""
         if self._writer is not None:
             self._writer.flush()
-        now = time.monotonic()
-        if self._last_redraw is not None and now - self._last_redraw < REDRAW_EVERY_S:
+        start = time.monotonic()
+        if self._next_redraw is not None and start < self._next_redraw:
             return
         draw_all(load_records(self.metrics_path), self.files.plots)
         self.frames.write_gif(self.files.gif)
-        self._last_redraw = time.monotonic()
+        end = time.monotonic()
+        self._next_redraw = end + max(REDRAW_EVERY_S, (end - start) * (1 / REDRAW_SHARE - 1))
 
     def stopped_by(self, limit: str, value: float) -> None:
         """The budget limit that ended training ("epochs", "kimg" or "minutes"), for summary.json and the verdict."""
