@@ -111,14 +111,9 @@ def summary(values: dict[str, np.ndarray]) -> dict[str, float]:
     return out
 
 
-def to_uint8(x: Any) -> np.ndarray:
-    """(N, C, H, W) float in [-1, 1] -> (N, H, W, C) uint8."""
-    arr = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    return np.ascontiguousarray(arr)
-
-
 def _generated(run: Path, num: int, seed: int) -> np.ndarray:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gankit.monitor.images import to_uint8
     from gankit.sample import generate
     from small_data_eval import load_run_generator
 

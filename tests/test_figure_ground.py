@@ -87,15 +87,6 @@ def test_distances_tell_sprays_from_discs():
     assert fg.summary(sprays)["share_fragmented"] == 1.0 and fg.summary(real)["share_fragmented"] == 0.0
 
 
-def test_to_uint8_maps_the_generator_range():
-    import torch
-
-    x = torch.tensor([-1.0, 0.0, 1.0, 2.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
-    out = fg.to_uint8(x)
-    assert out.shape == (1, 2, 2, 3) and out.dtype == np.uint8
-    assert out[0, :, :, 0].ravel().tolist() == [0, 128, 255, 255]
-
-
 def test_script_on_a_split_dataset_and_a_run(tmp_path, capsys):
     rng = np.random.default_rng(1)
     images = np.stack([_disc(rng.uniform(5, 11), colour=tuple(int(c) for c in rng.integers(0, 200, 3)),
