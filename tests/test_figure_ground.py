@@ -51,8 +51,8 @@ def test_pieces_specks_and_the_main_share():
     s = fg.image_stats(img)
     disc = int(fg.figure_mask(_disc(6)).sum())
     assert s["parts"] == 2 and s["specks"] == 3
-    assert s["main"] == pytest.approx(disc / (disc + 16 + 3))
-    # the specks stay out of the outline: the same with or without them
+    assert s["main"] == pytest.approx(disc / (disc + 16))  # the specks stay out of the shares
+    # and out of the outline: the same with or without them
     clean = _disc(6)
     clean[2:6, 26:30] = (10, 10, 10)
     assert s["outline"] == pytest.approx(fg.image_stats(clean)["outline"])
@@ -80,7 +80,7 @@ def test_distances_tell_sprays_from_discs():
     same_kind = fg.set_stats(np.stack([_disc(rng.uniform(6, 10)) for _ in range(60)]))
     sprays = fg.set_stats(np.stack([_spray(i) for i in range(60)]))
     near, far = fg.distances(same_kind, real), fg.distances(sprays, real)
-    assert fg.distances(real, real) == {k: 0.0 for k in (*fg.STATS, "mean")}
+    assert fg.distances(real, real) == {k: 0.0 for k in (*fg.STATS, "shape")}
     assert near["parts"] == 0 and near["main"] == 0 and near["area"] < 0.5
     assert far["parts"] > 3 and far["outline"] > 3
     assert far["main"] > 0.7  # every disc is one piece (no spread): the distance stays in shares
@@ -110,5 +110,5 @@ def test_script_on_a_split_dataset_and_a_run(tmp_path, capsys):
     assert got["held out"]["share_fragmented"] == 0.0 and got["shuffle"]["share_fragmented"] > 0.5
     assert got["shuffle"]["d_main"] > got["real (training sample)"]["d_main"]
     assert got["blobs"]["median_outline"] < got["held out"]["median_outline"] + 1
-    assert got["run"]["d_mean"] > got["real (training sample)"]["d_mean"]
+    assert got["run"]["d_shape"] > got["real (training sample)"]["d_shape"]
     assert "| run | 40 |" in table
