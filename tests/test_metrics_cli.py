@@ -62,6 +62,26 @@ def test_training_logs_quality_and_keeps_the_best_checkpoint(trained_run):
     assert best["best"]["score"] == pytest.approx(min(r["fid"] for r in evals))
 
 
+def test_small64_ranks_its_states_by_kid_and_keeps_the_lowest(breakout, tmp_path):
+    """The `small64` preset scores KID alone during training (docs/presets/small64.md,
+    "The best state"): with no FID in the records, best.pt must hold the state
+    of the lowest `kid_mean`, and the last state must have been scored too."""
+    from gankit.train.loop import Trainer
+
+    cfg = TrainConfig.from_preset("small64", data=str(breakout.path), out=str(tmp_path), name="k", kimg=0.64,
+                                  width_g=8, width_d=8, latent=16, log_every=5, tensorboard=False,
+                                  eval_every_kimg=0.16, eval_num=64)
+    assert (cfg.model, cfg.eval_metrics) == ("fastgan", "kid")
+    run = Trainer(cfg).run()
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert len(evals) >= 4 and all("fid" not in r and r["score_metric"] == "kid_mean" for r in evals)
+    assert evals[-1]["kimg"] == pytest.approx(0.64)
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["best"]
+    low = min(evals, key=lambda r: r["kid_mean"])
+    assert best["metric"] == "kid_mean" and best["score"] == pytest.approx(low["kid_mean"])
+    assert best["kimg"] == pytest.approx(low["kimg"])
+
+
 def test_best_checkpoint_keeps_the_better_state_and_sample_uses_it(breakout, tmp_path, capsys):
     """After the first evaluation the generator is spoilt (every weight zero,
     the last bias large: one flat white image where Breakout is mostly black).
