@@ -13,8 +13,9 @@ built once with `gankit.data.atari.collect_atari` and cached under --data-dir.
 
 Per run (one table row) it reports: recipe, seed, budget, status (a recipe
 whose training fails keeps its row, scored from its last good checkpoint or
-"-", and the next recipe still trains), kimg reached,
-training minutes, images/s (kimg x 1000 / training seconds, from the run's
+"-", and the next recipe still trains), kimg reached, the state scored
+(the best one, at its kimg, when the run kept one, as `small64` does; else
+the last), training minutes, images/s (kimg x 1000 / training seconds, from the run's
 records), KID (mean ± std over subsets, x1000) and FID with the `dataset`
 extractor, precision and recall, the memorisation copy score when the
 dataset has a `gankit data split` ("-" otherwise), D's accuracy on real

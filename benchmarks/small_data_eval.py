@@ -21,8 +21,8 @@ import torch
 
 GRID_SIDE = 8  # the grid per row: 8x8 images of the EMA generator
 EVAL_NUM = 1000  # images a side when --eval-num is not given (at most the dataset's size)
-COLUMNS = ("recipe", "seed", "budget", "status", "kimg", "minutes", "img/s", "KID x1000", "FID", "precision", "recall",
-           "copy score", "acc_real max (2nd half)", "grid")
+COLUMNS = ("recipe", "seed", "budget", "status", "kimg", "scored state", "minutes", "img/s", "KID x1000", "FID",
+           "precision", "recall", "copy score", "acc_real max (2nd half)", "grid")
 
 
 def _nearest_real(fake: torch.Tensor, real: np.ndarray) -> float:
@@ -82,9 +82,12 @@ def summarise(run_dir: Path, data: Path, seed: int) -> dict[str, Any] | None:
     ada = [r["ada_p"] for r in records if "ada_p" in r]
     seconds = float(records[-1]["time"])
     kimg = float(summary.get("kimg") or records[-1]["kimg"])
+    best = summary.get("best") or {}
     return {
         "run": str(run_dir),
         "checkpoint": str(ckpt),
+        # a run that kept a best state (--eval-every-kimg) is scored there, not at its last state
+        "scored_kimg": float(best["kimg"]) if ckpt.name == "best.pt" and "kimg" in best else None,
         "kimg": kimg,
         "steps": records[-1]["step"],
         "seconds": seconds,
@@ -138,8 +141,12 @@ def _num(value: Any, fmt: str) -> str:
 def table_row(recipe: str, seed: int, budget: str, s: dict[str, Any]) -> list[str]:
     """One markdown row: ``s`` is `summarise` merged with `quality`."""
     kid = f"{s['kid_mean'] * 1000:.1f} ± {s['kid_std'] * 1000:.1f}"
-    kimg = f"{s['kimg']:.1f}" if s["kimg"] >= 1 else f"{s['kimg']:.3f}"  # tiny test budgets stay readable
-    return [recipe, str(seed), budget, s["status"], kimg, f"{s['minutes']:.1f}", _num(s["images_per_s"], ".1f"),
+    def fmt(k: float) -> str:
+        return f"{k:.1f}" if k >= 1 else f"{k:.3f}"  # tiny test budgets stay readable
+
+    kimg = fmt(s["kimg"])
+    scored = "last" if s.get("scored_kimg") is None else f"best, {fmt(s['scored_kimg'])} kimg"
+    return [recipe, str(seed), budget, s["status"], kimg, scored, f"{s['minutes']:.1f}", _num(s["images_per_s"], ".1f"),
             kid, _num(s["fid"], ".2f"), _num(s["precision"], ".3f"), _num(s["recall"], ".3f"),
             _num(s.get("memorization"), ".3f"), _num(s["acc_real_2nd_half_max"], ".3f"), s["grid64"]]
 

@@ -25,7 +25,8 @@ import small_data  # noqa: E402
 
 RECIPES = ["dcgan", "cards64"]
 TINY = ["--recipes", ",".join(RECIPES), "--kimg", "0.064", "--width", "8", "--precision", "fp32",
-        "--set", "batch=16;latent=16;log_every=1", "--eval-num", "40", "--tag", "t", "--seed", "3"]
+        "--set", "batch=16;latent=16;log_every=1;eval_every_kimg=0.032;eval_num=16", "--eval-num", "40", "--tag", "t",
+        "--seed", "3"]
 
 
 def _rows(table: str) -> list[dict[str, str]]:
@@ -76,6 +77,23 @@ def test_one_row_per_recipe_with_numbers_and_budget(bench):
         kimg = json.loads((out / f"{recipe}-t" / "summary.json").read_text())["kimg"]
         assert s["images_per_s"] == pytest.approx(kimg * 1000 / last["time"])
         assert s["eval_num_real"] == s["eval_num_fake"] == 40
+
+
+def test_a_run_that_kept_a_best_state_is_scored_there_and_says_so(bench):
+    """Like `gankit eval RUN`, the row scores best.pt when the run kept one
+    (here every recipe evaluates every 0.032 kimg), and its "scored state"
+    cell names the kimg of the lowest-scoring evaluation in the run's records."""
+    root, out = bench
+    figures = json.loads((out / "small_data-t.json").read_text())
+    for r in _rows((root / "plain.md").read_text()):
+        records = [json.loads(line) for line in (out / f"{r['recipe']}-t" / "metrics.jsonl").read_text().splitlines()]
+        evals = [x for x in records if x.get("kind") == "eval"]
+        assert len(evals) >= 2
+        low = min(evals, key=lambda x: x["score"])
+        word, kimg, unit = r["scored state"].split()
+        assert (word, unit) == ("best,", "kimg") and float(kimg) == pytest.approx(low["kimg"], abs=1e-3)
+        assert figures[r["recipe"]]["checkpoint"].endswith("best.pt")
+        assert figures[r["recipe"]]["scored_kimg"] == pytest.approx(low["kimg"])
 
 
 def test_grids_are_8x8_of_the_generator(bench):
