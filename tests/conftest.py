@@ -49,4 +49,5 @@ def quick_encoder():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(dataset_encoder.RECIPE, "steps", 40)
+        mp.setitem(dataset_encoder.RECIPE, "long", {**dataset_encoder.RECIPE["long"], "steps": 40})
         yield

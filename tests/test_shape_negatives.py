@@ -109,3 +109,79 @@ def test_the_encoder_reads_out_one_vector_per_image_at_either_input_size():
     # version 3 stops at a 2x2 map at either size (a 1x1 map at 32 px told classes apart worse)
     assert [de.num_layers(s, de.RECIPE) for s in (32, 64)] == [4, 5]
     assert de.num_layers(64, {"last_map": 4}) == 4  # version 2's depth at 64 px
+
+
+class _MeanColour(torch.nn.Module):
+    """A colour-only "encoder": each image's mean colour.  Blobs keep every
+    pixel, so they land exactly on their real image (margin 0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+class _Layout(torch.nn.Module):
+    """A layout-only "encoder": where each image's dark outline pixels lie, on a
+    4x4 grid.  Every destroyed copy moves or loses them."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dark = (x.max(dim=1, keepdim=True).values < 0.1).float()
+        return torch.nn.functional.adaptive_avg_pool2d(dark, 4).flatten(1) * 10
+
+
+def test_shape_margin_tells_a_colour_encoder_from_a_shape_encoder():
+    data = (_creatures(64) * 255).to(torch.uint8)
+    colour = de.shape_margin(_MeanColour(), data, seed=0)  # type: ignore[arg-type]
+    layout = de.shape_margin(_Layout(), data, seed=0)  # type: ignore[arg-type]
+    assert colour < 0.05 < 1.0 < layout, (colour, layout)
+
+
+def _sprites(tmp_path, size: int):
+    from gankit.data import write_dataset
+
+    x = (_creatures(48, size) * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return write_dataset(tmp_path / f"s{size}", x, source="test")
+
+
+def test_a_pilot_that_sees_colour_only_is_replaced_by_the_long_recipe(tmp_path):
+    """Version 4: at 64 px, a pilot encoder whose margin is under `long_below`
+    is retrained from the start with the `long` values (here a narrower net, so
+    the swap shows in the weights); one that clears it is kept as it is; at
+    32 px the pilot is always kept.  The cache reloads the long encoder."""
+    from gankit.data import load_dataset
+
+    quick = {**de.RECIPE, "steps": 2, "batch": 16, "long": {"width": 8, "steps": 3}}
+    ds64 = load_dataset(_sprites(tmp_path, 64).path)
+    width = lambda enc: enc.body[0].out_channels  # noqa: E731
+    assert width(de.train_encoder(ds64, {**quick, "long_below": 1e9}, log=False)) == 8  # two steps: no margin
+    kept = de.train_encoder(ds64, {**quick, "long_below": 0.0}, log=False)
+    pilot, _ = de._fit(de.training_images(ds64, 64, quick["max_images"], quick["seed"]), 3, quick)
+    assert width(kept) == 16 and all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(),
+                                                                        pilot.state_dict().values()))
+    ds32 = load_dataset(_sprites(tmp_path, 32).path)
+    assert width(de.train_encoder(ds32, {**quick, "long_below": 1e9}, log=False)) == 16
+    first = de.load_or_train(ds64, recipe={**quick, "long_below": 1e9}, log=False)
+    again = de.load_or_train(ds64, recipe={**quick, "long_below": 1e9}, log=False)  # from the cache
+    assert width(again.encoder) == 8 and again.id == first.id
+    x = torch.rand(4, 3, 64, 64)
+    assert torch.equal(first.embed(x), again.embed(x))
+
+
+def test_hue_turns_colours_about_the_grey_axis_and_leaves_greys():
+    """The long recipe's views (version 4): a palette turned by up to ``hue``
+    degrees, so a colour histogram alone stops naming an image; white
+    backgrounds and dark outlines stay, and 120 degrees is a channel rotation."""
+    x = _creatures(4)
+    turned = de.rotate_hue(x, torch.tensor([120.0, -120.0, 30.0, 0.0]))
+    assert torch.allclose(turned[0], x[0][[2, 0, 1]], atol=1e-5)  # R -> G -> B -> R
+    assert torch.allclose(turned[1], x[1][[1, 2, 0]], atol=1e-5)
+    assert torch.allclose(turned[3], x[3], atol=1e-6)
+    grey = (x[2].max(dim=0).values - x[2].min(dim=0).values) < 1e-6  # background and outline
+    assert grey.float().mean() > 0.5
+    assert torch.allclose(turned[2][:, grey], x[2][:, grey], atol=1e-5)
+    assert (turned[2][:, ~grey] - x[2][:, ~grey]).abs().max() > 0.05  # the fill changed colour
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    plain, hued = de.augment(x, g(), 0.0), de.augment(x, g(), 30.0)
+    assert not torch.allclose(plain, hued)
+    chroma = lambda v: v.max(dim=1).values - v.min(dim=1).values  # noqa: E731
+    share_grey = [float((chroma(v) < 1e-4).float().mean()) for v in (plain, hued)]
+    assert share_grey[0] > 0.5 and abs(share_grey[0] - share_grey[1]) < 0.02  # the white ground stays white

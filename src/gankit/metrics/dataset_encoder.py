@@ -14,7 +14,11 @@ or cards is the colour histogram: version 1 scored colour blobs as precise
 as real sprites.  Since version 2 each step also shows copies of the batch
 that keep every colour and lose the shape (blurred, patch-shuffled, painted
 as blobs: `shape_negatives`), as extra negatives and with a margin loss that
-keeps them outside the real images' nearest-neighbour balls.
+keeps them outside the real images' nearest-neighbour balls.  On varied sets
+(sprites) 150 steps do not get the blobs out; since version 4 that recipe is a
+pilot, and when its `shape_margin` is too small a longer, wider one is trained
+instead (minutes instead of about one, once per dataset), whose views also
+turn each image's colours a little, so that a palette alone names no image.
 
 The weights are cached beside the dataset
 (``<dataset>/.gankit/encoder-<fingerprint>-v<version>-<recipe>-<weights hash>.pt``), so
@@ -42,7 +46,7 @@ from torch import nn
 
 from gankit.data.dataset import ImageDataset, load_dataset
 from gankit.metrics.registry import FeatureExtractor, register
-from gankit.metrics.shape_negatives import destroyed
+from gankit.metrics.shape_negatives import DESTROYERS, destroyed
 from gankit.metrics.stats_cache import cache_dir, dataset_fingerprint, remove_stale
 
 # Changing any value here trains (and caches) a new encoder.
@@ -52,10 +56,14 @@ from gankit.metrics.stats_cache import cache_dir, dataset_fingerprint, remove_st
 # scored colour blobs as precise as real sprites.  Version 3: real views and destroyed copies
 # share one batch-norm pass, and layers down to a 2x2 map (five at 64 px, where version 2 stopped
 # at 4x4; blobs' precision on the sprites 0.77 -> 0.50; version 2 at 64 px is
-# {"version": 2, "last_map": 4, "one_pass": false}).  See docs/small-data.md.
-RECIPE = {"version": 3, "width": 16, "dim": 128, "last_map": 2, "one_pass": True, "steps": 150, "batch": 128,
+# {"version": 2, "last_map": 4, "one_pass": false}).  Version 4: when the version 3 encoder (the
+# pilot) leaves some kind of destroyed copy within 2 ball radii of real at 64 px, the "long" recipe
+# is trained instead: 4x the steps, width 24, and views whose colours turn by up to 30 degrees, so
+# that a palette alone identifies no image (sprites: blobs' precision 0.50 -> 0.15; Breakout passes
+# the pilot, 33+ radii, and keeps version 3's weights and cost).  See docs/small-data.md.
+RECIPE = {"version": 4, "width": 16, "dim": 128, "last_map": 2, "one_pass": True, "steps": 150, "batch": 128,
           "lr": 2e-3, "temperature": 0.2, "max_images": 4096, "seed": 0, "negatives": 0.5, "margin": 2.0,
-          "margin_ratio": 1.5}
+          "margin_ratio": 1.5, "hue": 0.0, "long_below": 2.0, "long": {"width": 24, "steps": 600, "hue": 30.0}}
 
 
 def input_size(height: int, width: int) -> int:
@@ -93,10 +101,23 @@ class Encoder(nn.Module):
         return self.body(2 * x - 1).mean(dim=(2, 3))  # (N, dim)
 
 
-def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def rotate_hue(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) [0, 1] with each image's colours turned by ``degrees`` (B,)
+    about the grey axis: greys (a white background) stay, 120 degrees is RGB -> BRG."""
+    k = torch.full((3,), 3 ** -0.5)
+    theta = torch.deg2rad(degrees)[:, None, None]  # (B, 1, 1)
+    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    rot = torch.cos(theta) * torch.eye(3) + torch.sin(theta) * cross + (1 - torch.cos(theta)) * torch.outer(k, k)
+    return torch.einsum("bij,bjhw->bihw", rot, x).clamp(0, 1)
+
+
+def augment(x: torch.Tensor, g: torch.Generator, hue: float = 0.0) -> torch.Tensor:
     """One random view of each image in (B, C, S, S) [0, 1]: a shift by whole
-    pixels (edges repeated), brightness/contrast jitter and an erased box."""
+    pixels (edges repeated), brightness/contrast jitter, an erased box and,
+    for RGB with ``hue`` > 0, colours turned by up to ``hue`` degrees."""
     B, C, S, _ = x.shape
+    if hue and C == 3:
+        x = rotate_hue(x, hue * (2 * torch.rand(B, generator=g) - 1))
     pad = S // 8
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     dy, dx = torch.randint(0, 2 * pad + 1, (2, B), generator=g)
@@ -151,8 +172,31 @@ def training_images(ds: ImageDataset, size: int, limit: int, seed: int) -> torch
     return torch.cat(out)
 
 
+def shape_margin(model: Encoder, data: torch.Tensor, seed: int, num: int = 256) -> float:
+    """How far the encoder keeps shape-destroyed copies from real images: for each
+    kind (blur, shuffled patches, blobs) of copies of up to ``num`` of the uint8
+    images ``data``, the median distance to the nearest real feature in units of
+    the real features' mean 3rd-neighbour radius (the ball precision uses); the
+    smallest of the three.  Below ~1 a generator of that kind would score as precise as real."""
+    g = torch.Generator().manual_seed(seed + 2)  # its own stream: the training's draws are untouched
+    x = data[:num].float() / 255
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        real = model(x)
+        radius = torch.cdist(real, real).topk(4, dim=1, largest=False).values[:, 3].mean()  # 0: itself
+        ratios = [float((torch.cdist(model(kind(x, g)), real).min(dim=1).values / radius).median())
+                  for kind in DESTROYERS]
+    model.train(was_training)
+    return min(ratios)
+
+
 def train_encoder(ds: ImageDataset, recipe: dict[str, Any] = RECIPE, log: bool = True) -> Encoder:
-    """Train the encoder on ``ds`` (CPU, deterministic given the recipe's seed)."""
+    """Train the encoder on ``ds`` (CPU, deterministic given the recipe's seed).
+
+    The recipe's base values train a pilot; if at 64 px its `shape_margin` is under
+    ``long_below``, the recipe's ``long`` values replace them and the encoder is trained
+    again from the start (at 32 px the long recipe did not help; docs/small-data.md)."""
     size = input_size(ds.height, ds.width)
     data = training_images(ds, size, recipe["max_images"], recipe["seed"])
     start = time.perf_counter()
@@ -162,6 +206,14 @@ def train_encoder(ds: ImageDataset, recipe: dict[str, Any] = RECIPE, log: bool =
     torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) // 4)))
     try:
         model, loss = _fit(data, ds.channels, recipe)
+        if recipe.get("long") and size == 64:
+            margin = shape_margin(model, data, recipe["seed"])
+            if margin < recipe["long_below"]:
+                if log:
+                    print(f"the pilot encoder keeps shape-destroyed copies only {margin:.2f} ball radii from real "
+                          f"images (< {recipe['long_below']}): training the long recipe {recipe['long']} "
+                          f"(several minutes, once)", file=sys.stderr, flush=True)
+                model, loss = _fit(data, ds.channels, {**recipe, **recipe["long"]})
     finally:
         torch.set_num_threads(threads)
     if log:
@@ -182,9 +234,10 @@ def _fit(data: torch.Tensor, channels: int, recipe: dict[str, Any]) -> tuple[Enc
         for _ in range(recipe["steps"]):
             pick = torch.randperm(len(data), generator=g)[:batch]
             x = data[pick].float() / 255
-            views = [augment(x, g), augment(x, g)]
+            hue = recipe.get("hue", 0.0)  # absent from recipes before version 4
+            views = [augment(x, g, hue), augment(x, g, hue)]
             if recipe["negatives"]:  # shape-destroyed copies: negatives of every image, kept outside the real balls
-                views.append(augment(destroyed(x[: max(3, int(recipe["negatives"] * batch))], g), g))
+                views.append(augment(destroyed(x[: max(3, int(recipe["negatives"] * batch))], g), g, hue))
             if recipe["one_pass"]:  # one set of batch statistics: the destroyed batch cannot be told by its own
                 f = model(torch.cat(views))
                 fa, fb, fn = f[:batch], f[batch:2 * batch], (f[2 * batch:] if recipe["negatives"] else None)
@@ -258,8 +311,9 @@ def load_or_train(dataset: ImageDataset | str | os.PathLike[str], device: torch.
         os.replace(tmp, path)
         found = [path]
     digest = found[0].stem.rsplit("-", 1)[-1]
+    width = state["body.0.weight"].shape[0]  # the recipe's base width, or its long one (see train_encoder)
     with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
-        model = Encoder(ds.channels, recipe["width"], recipe["dim"], num_layers(size, recipe))
+        model = Encoder(ds.channels, width, recipe["dim"], num_layers(size, recipe))
     model.load_state_dict(state)
     return DatasetExtractor(model, ds.channels, size, digest, recipe["version"]).to(device)
 
