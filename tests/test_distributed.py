@@ -144,3 +144,26 @@ def test_global_batch_must_split_evenly_over_ranks():
     assert per_rank_batch(64, DistInfo()) == 64
     with pytest.raises(UsageError, match=r"^--batch: .*64.* 3 ranks"):
         per_rank_batch(64, DistInfo(True, 0, 3))
+
+
+def test_two_processes_leave_the_extractors_setup_out_of_minutes(tmp_path):
+    """--minutes on two ranks with an evaluation: only rank 0 evaluates, and it
+    leaves the dataset encoder's one-off training out of its clock while rank
+    1 waits for it.  Both ranks stop together by rank 0's clock, so the run
+    gets its full training time after the pause (by rank 1's clock it would
+    stop at the first step after the evaluation)."""
+    from gankit.data import write_dataset
+
+    data = write_dataset(tmp_path / "data", blobs(128, size=16), source="test-blobs").path
+    minutes = 0.05
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+          "-m", "gankit", "train", "--data", str(data), "--out", str(tmp_path), "--name", "m",
+          *_cli_flags({**FLAGS, "epochs": 0, "minutes": minutes, "eval_every_kimg": 0.032, "eval_num": 64,
+                       "eval_metrics": "kid"})])
+    records = [json.loads(line) for line in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    setup = next(r["eval_setup_seconds"] for r in records if "eval_setup_seconds" in r)
+    train = [r for r in records if r.get("kind", "train") == "train"]
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert setup > minutes * 60, setup  # the encoder's training alone outlasts the budget
+    assert summary["status"] == "finished"
+    assert train[-1]["time"] >= minutes * 60 * 0.9, (train[-1]["time"], setup)

@@ -62,6 +62,22 @@ def test_training_logs_quality_and_keeps_the_best_checkpoint(trained_run):
     assert best["best"]["score"] == pytest.approx(min(r["fid"] for r in evals))
 
 
+def test_the_extractors_one_off_training_is_not_training_time(trained_run):
+    """The first evaluation trains the dataset encoder (minutes on varied sets,
+    once per dataset): that pause must not count against --minutes, or a run on
+    a fresh dataset would train less than the next one.  The training clock in
+    the records steps over it: the two train records around the first
+    evaluation are closer in time than the setup took."""
+    records = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    at = next(i for i, r in enumerate(records) if "eval_setup_seconds" in r)
+    setup = records[at]["eval_setup_seconds"]
+    train = lambda rs: [r for r in rs if r.get("kind", "train") == "train"]  # noqa: E731
+    before, after = train(records[:at])[-1], train(records[at + 1:])[0]
+    assert setup > 0.2, setup  # the encoder really trained in the run
+    assert after["time"] - before["time"] < setup, (before["time"], after["time"], setup)
+    assert records[at]["time"] - before["time"] < setup
+
+
 def test_small64_ranks_its_states_by_kid_and_keeps_the_lowest(breakout, tmp_path):
     """The `small64` preset scores KID alone during training (docs/presets/small64.md,
     "The best state"): with no FID in the records, best.pt must hold the state

@@ -4,7 +4,10 @@ The budget is the first reached of ``--epochs``, ``--kimg`` and
 ``--minutes``; `Budget` answers "is it done", "what fraction is done" (for
 annealed schedules) and "what to print" ('kimg 42.1/78.0, 3m10s left').
 Time is training time: the seconds of earlier sessions of a resumed run
-count, the pauses between them do not.
+count, the pauses between them do not, nor does the one-off setup of the
+in-training evaluation (training the dataset extractor once per dataset, up
+to several minutes on varied sets: a run on a fresh dataset must get the
+same training time as the next one on it, whose extractor is cached).
 """
 from __future__ import annotations
 
@@ -35,6 +38,10 @@ class Budget:
     def restart_clock(self) -> None:
         self._t0 = time.time()
 
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` just spent (the evaluation's one-off setup) out of training time."""
+        self._t0 += seconds
+
     def elapsed(self, c: Counters) -> float:
         """Training seconds: earlier sessions' (kept in the counters) plus this one's."""
         return c.elapsed + (time.time() - self._t0)
@@ -47,8 +54,9 @@ class Budget:
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
             return "kimg", cfg.kimg
         if cfg.minutes:
-            # Every rank must stop at the same iteration: rank clocks differ slightly.
-            if dist_util.any_rank(self.elapsed(c) >= cfg.minutes * 60, self.dist):
+            # Every rank must stop at the same iteration, by the slowest clock: rank 0's
+            # leaves out the evaluation's setup, which the other ranks spent waiting.
+            if dist_util.min_over_ranks(self.elapsed(c), self.dist) >= cfg.minutes * 60:
                 return "minutes", cfg.minutes
         return None
 

@@ -198,6 +198,15 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     return bool(t.item())
 
 
+def min_over_ranks(value: float, info: DistInfo) -> float:
+    """The smallest ``value`` of any rank, on every rank (a collective)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN, group=info.control)
+    return float(t.item())
+
+
 def all_reduce_mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Average ``tensor`` over ranks in place (the logged statistics)."""
     if info.enabled:

@@ -273,6 +273,7 @@ class Trainer(RunSession):
         c, kimg = self.counters, self.counters.kimg
         assert self.evaluator is not None and self.monitor is not None  # rank 0 with --eval-every-kimg
         result = self.evaluator.evaluate(self.state.sampling_generator(self.cfg.no_ema), kimg)
+        self.budget.exclude(result.get("eval_setup_seconds", 0.0))  # once per run: not training time
         record = {"kind": "eval", "step": c.step, "kimg": round(kimg, 3), "time": round(self.elapsed(), 3), **result}
         self.monitor.log(record)
         score, best = result.get("score"), self.state.best
