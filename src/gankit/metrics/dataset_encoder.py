@@ -231,10 +231,10 @@ def _fit(data: torch.Tensor, channels: int, recipe: dict[str, Any]) -> tuple[Enc
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe["steps"])
         batch = min(recipe["batch"], len(data))
         model.train()
+        hue = recipe.get("hue", 0.0)  # absent from recipes before version 4
         for _ in range(recipe["steps"]):
             pick = torch.randperm(len(data), generator=g)[:batch]
             x = data[pick].float() / 255
-            hue = recipe.get("hue", 0.0)  # absent from recipes before version 4
             views = [augment(x, g, hue), augment(x, g, hue)]
             if recipe["negatives"]:  # shape-destroyed copies: negatives of every image, kept outside the real balls
                 views.append(augment(destroyed(x[: max(3, int(recipe["negatives"] * batch))], g), g, hue))

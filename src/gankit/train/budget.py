@@ -54,8 +54,8 @@ class Budget:
         if cfg.kimg and c.images_seen >= cfg.kimg * 1000:
             return "kimg", cfg.kimg
         if cfg.minutes:
-            # Every rank must stop at the same iteration, by the slowest clock: rank 0's
-            # leaves out the evaluation's setup, which the other ranks spent waiting.
+            # Every rank must stop at the same iteration, by the clock showing the least training
+            # time: rank 0's, which leaves out the evaluation's setup that the other ranks waited through.
             if dist_util.min_over_ranks(self.elapsed(c), self.dist) >= cfg.minutes * 60:
                 return "minutes", cfg.minutes
         return None
