@@ -85,6 +85,8 @@ class TrainConfig:
     ema_kimg: float = _f(1.0, "half-life of the generator EMA in thousands of images (0 disables)")
     no_ema: bool = _f(False, "sample from the raw generator instead of its EMA")
     # --- stability ---
+    mirror: bool = _f(False, "show each real image flipped left-right half of the time (x-flips, for pictures "
+                      "with no handedness: a small set counts double)")
     diffaugment: str = _f("", "differentiable augmentation ops, comma-separated: color,translation,cutout "
                                   "(translation_x: horizontal shifts only)")
     ada: bool = _f(False, "adaptive augmentation probability driven by D's overfitting signal")

@@ -10,6 +10,14 @@ A labelled dataset can give each batch its labels (``pair(..., labels=True)``,
 for conditional runs) and, with ``class_balance``, an epoch order drawn
 uniformly over classes (with replacement) instead of a permutation.
 
+With ``mirror`` every image of an epoch is shown flipped left-right with
+probability 1/2 (the coin drawn after the permutation from the same (seed,
+epoch) generator, so the order is the one an unmirrored run sees and a
+resumed run flips the same images): for sets whose pictures have no
+handedness, the cheapest way to double a small set (StyleGAN2-ADA's
+``--mirror``; docs/small-data.md).  A flipped image travels through `pair`
+as its index plus the dataset's length.
+
 A dataset split by `gankit data split` is read through its training part
 (``pool``: the indices training may see); epochs, class balance and the
 preview draw from those images only, and the held-out ones are never read.
@@ -34,7 +42,8 @@ class BatchSource:
     def __init__(self, dataset: ImageDataset, batch: int, device: torch.device, size: tuple[int, int],
                  seed: int = 0, rank: int = 0, world: int = 1, channels_last: bool = False,
                  class_balance: bool = False, preview_grid: tuple[int, int] | None = None,
-                 pool: np.ndarray | None = None):
+                 pool: np.ndarray | None = None, mirror: bool = False):
+        self.mirror = mirror
         self.dataset, self.batch, self.device, self.size = dataset, batch, device, size
         # (n,) int64 dataset indices training may read (a split's training part), or None: all of them
         self.pool = None if pool is None else torch.from_numpy(np.asarray(pool, dtype=np.int64))
@@ -58,10 +67,14 @@ class BatchSource:
             raise ValueError(f"dataset of {self.count} images is smaller than one batch of {batch} x {world} ranks")
 
     def order(self, epoch: int) -> torch.Tensor:
-        """This rank's shard of the epoch's permutation, (iters * batch,) int64."""
+        """This rank's shard of the epoch's permutation, (iters * batch,) int64: dataset
+        indices, plus the dataset's length for an image to be shown mirrored (``mirror``)."""
         gen = torch.Generator().manual_seed(self.seed * EPOCH_STRIDE + epoch)
         perm = self._balanced(gen) if self.class_balance else torch.randperm(self.count, generator=gen)
-        return self._in_pool(perm)[self.rank :: self.world][: self.iters * self.batch]
+        order = self._in_pool(perm)
+        if self.mirror:  # drawn after the permutation: the order itself is the unmirrored run's
+            order = order + (torch.rand(len(order), generator=gen) < 0.5).long() * len(self.dataset)
+        return order[self.rank :: self.world][: self.iters * self.batch]
 
     def _in_pool(self, positions: torch.Tensor) -> torch.Tensor:
         """Positions in the training part -> dataset indices (the same without a split)."""
@@ -95,16 +108,27 @@ class BatchSource:
     def _read_order(self, indices: torch.Tensor) -> torch.Tensor:
         """The order the images at ``indices`` are read in: as given from memory,
         sorted from disk (a memory map reads fastest front to back)."""
-        return indices if self.resident is not None else torch.from_numpy(np.sort(indices.numpy()))
+        if self.resident is not None:
+            return indices
+        idx = indices.numpy()
+        return torch.from_numpy(idx[np.argsort(idx % len(self.dataset), kind="stable")])  # mirrored ones in place
 
     def get(self, indices: torch.Tensor) -> torch.Tensor:
         """The images at ``indices``, in `_read_order`."""
         return self._images_at(self._read_order(indices))
 
     def _images_at(self, idx: torch.Tensor) -> torch.Tensor:
+        """The images at ``idx`` (an index past the dataset's length: that image mirrored)."""
+        n = len(self.dataset)
+        flip, idx = idx >= n, idx % n
         if self.resident is not None:
-            return self.to_float(self.resident[idx.to(self.device, non_blocking=True)])
-        return self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx.numpy()])))
+            x = self.to_float(self.resident[idx.to(self.device, non_blocking=True)])
+        else:
+            x = self.to_float(torch.from_numpy(np.ascontiguousarray(self.dataset.images[idx.numpy()])))
+        if flip.any():
+            rows = flip.to(x.device)
+            x[rows] = x[rows].flip(-1)
+        return x
 
     def pair(self, indices: torch.Tensor, labels: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(images, their (B,) int64 classes on the device, in the same order) with
@@ -112,7 +136,7 @@ class BatchSource:
         idx = self._read_order(indices)  # once: the images and their classes in the same order
         if not labels:
             return self._images_at(idx), None
-        return self._images_at(idx), self._labels()[idx.cpu()].to(self.device, non_blocking=True)
+        return self._images_at(idx), self._labels()[idx.cpu() % len(self.dataset)].to(self.device, non_blocking=True)
 
     def _labels(self) -> torch.Tensor:
         if self.labels is None:

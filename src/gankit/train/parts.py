@@ -60,7 +60,8 @@ class TrainingParts:
                                    seed=config.seed, rank=self.dist.rank, world=self.dist.world,
                                    channels_last=config.channels_last, class_balance=config.class_balance,
                                    preview_grid=self.cond.grid,
-                                   pool=None if self.split is None else self.split.training)
+                                   pool=None if self.split is None else self.split.training,
+                                   mirror=config.mirror)
         self.budget = Budget(config, self.batches.iters, self.batches.batch * self.dist.world, self.dist)
         self.step = self.make_step()
 
