@@ -10,6 +10,7 @@ from gankit.cli import main
 from gankit.data import write_dataset
 from gankit.train import checkpoint as ckpt
 from gankit.train.batches import BatchSource
+
 from conftest import blobs
 
 CPU = torch.device("cpu")
