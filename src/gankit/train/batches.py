@@ -15,7 +15,7 @@ probability 1/2 (the coin drawn after the permutation from the same (seed,
 epoch) generator, so the order is the one an unmirrored run sees and a
 resumed run flips the same images): for sets whose pictures have no
 handedness, the cheapest way to double a small set (StyleGAN2-ADA's
-``--mirror``; docs/small-data.md).  A flipped image travels through `pair`
+``--mirror``; measured in docs/presets/small64.md).  A flipped image travels through `pair`
 as its index plus the dataset's length.
 
 A dataset split by `gankit data split` is read through its training part
