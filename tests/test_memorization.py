@@ -145,6 +145,23 @@ def test_copy_score_on_features():
     assert copies.nearest[:, 0].tolist() == list(range(100))  # each copy's nearest training image is its source
 
 
+def test_held_out_twins_of_training_images_do_not_zero_the_threshold():
+    """A tenth of the held-out images are exact duplicates of training ones (as
+    alternate forms are in the sprite set): without leaving them out the 5th
+    percentile is 0 and near-copies would go uncounted."""
+    rng = np.random.default_rng(1)
+    train, heldout, new = (rng.normal(size=(n, 8)) for n in (400, 180, 400))
+    with_twins = np.concatenate([heldout, train[:20].astype(np.float32).astype(np.float64)])  # rounding, as features
+    clean, twinned = copy_score(new, train, heldout), copy_score(new, train, with_twins)
+    assert twinned.heldout_twins == 20 and clean.heldout_twins == 0
+    assert twinned.threshold == clean.threshold > 0 and twinned.nn_ratio == clean.nn_ratio
+    near = copy_score(train[:100] + rng.normal(scale=1e-2, size=(100, 8)), train, with_twins)
+    assert near.score == 1.0  # near-copies count as copies
+    assert abs(twinned.score - PERCENTILE / 100) < 0.04
+    everything = copy_score(new, train, train[:30])  # only twins held out: nothing unseen to measure against
+    assert everything.threshold == 0 and everything.score == 0 and everything.heldout_twins == 0
+
+
 # ------------------------------------------------------------ end to end
 def test_copy_score_through_eval_generalises_vs_copies(split_ds, quick_encoder, tmp_path, capsys):
     split = read_split(split_ds)

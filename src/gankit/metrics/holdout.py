@@ -139,7 +139,8 @@ def memorization(parts: PartFeatures, fake_feats: np.ndarray) -> tuple[dict[str,
     rows = np.argsort(cs.distances[:pool, 0], kind="stable")[:PANEL_ROWS]
     details = {
         "copy_score": cs.score, "threshold": cs.threshold, "percentile": PERCENTILE, "nn_ratio": cs.nn_ratio,
-        "num_train": len(parts.train), "num_heldout": len(parts.heldout), "num_fake": len(fake_feats),
+        "num_train": len(parts.train), "num_heldout": len(parts.heldout) - cs.heldout_twins,
+        "heldout_twins": cs.heldout_twins, "num_fake": len(fake_feats),
         "split": parts.split.describe(), "split_digest": parts.split.digest,
         "panel": [{"fake": int(i), "nearest": [int(parts.train_index[j]) for j in cs.nearest[i]],
                    "distances": [float(d) for d in cs.distances[i]]} for i in rows],
@@ -177,6 +178,10 @@ def describe(details: dict[str, Any], panel: Path | None = None) -> str:
             f"of {details['num_train']} training images than {100 - details['percentile']:g}% of "
             f"{details['num_heldout']} held-out images are (threshold {details['threshold']:.4g}; about "
             f"{details['percentile'] / 100:.2f} when nothing is copied)")
+    twins = details.get("heldout_twins", 0)
     if details["threshold"] == 0:
-        text += "; the threshold is 0: held-out images have exact duplicates among the training images"
+        text += "; the threshold is 0: every held-out image has an exact duplicate among the training images"
+    elif twins:
+        text += (f"; {twins} more held-out image(s) left out: each has an exact duplicate among the training "
+                 "images, so it is not unseen")
     return text + (f"\nnearest neighbours: {panel}" if panel is not None else "")

@@ -17,6 +17,13 @@ In the extractor's feature space (Euclidean distance):
 - for each generated image, the distance to its nearest training image;
 - the copy score is the share of generated images closer than the threshold.
 
+A held-out image with an exact twin among the training images (the same
+picture stored twice: sprite sets list alternate forms with one picture,
+Atari frames repeat) is not unseen: its distance is 0 and would pull the
+threshold to 0, so that only exact copies counted.  Such twins (distance
+below ``TWIN_RTOL`` x the features' typical length) are left out of the
+threshold and of ``nn_ratio``, and counted in ``heldout_twins``.
+
 A generator that draws new images like the held-out ones scores about
 PERCENTILE / 100 (0.05) by construction; one that returns training images
 scores about 1.  ``nn_ratio`` (median generated-to-training distance over the
@@ -36,6 +43,9 @@ import torch
 # 1,000-image set is 100; its 1st percentile is one image), a higher one makes
 # the no-copying baseline (= the percentile) too close to a real signal.
 PERCENTILE = 5.0
+# Exact duplicates come out ~1e-8 of the features' length apart (float rounding
+# in `nearest`); any real difference between two pictures is far above 1e-5.
+TWIN_RTOL = 1e-5
 NEIGHBOURS = 3  # nearest training images kept per generated image (the report's panel shows them)
 CHUNK = 1024  # query rows per distance block: bounded memory on 5k x 5k sets
 
@@ -66,6 +76,7 @@ class CopyScore:
     threshold: float  # the PERCENTILE-th percentile of held-out-to-nearest-training distances
     nn_ratio: float  # median generated-to-training distance / median held-out-to-training distance
     percentile: float
+    heldout_twins: int  # held-out images left out: an exact twin is among the training images
     distances: np.ndarray  # (n_fake, k) distances of each generated image's nearest training images
     nearest: np.ndarray  # (n_fake, k) their rows in the training features, nearest first
 
@@ -81,10 +92,16 @@ def copy_score(fake: np.ndarray, train: np.ndarray, heldout: np.ndarray, percent
     features, with the threshold from the ``heldout`` features (all (N, D))."""
     if len(fake) == 0 or len(heldout) == 0:
         raise ValueError("copy_score needs generated and held-out features")
-    held_d, _ = nearest(heldout, train, 1)
-    threshold = float(np.percentile(held_d[:, 0], percentile))
+    held_d = nearest(heldout, train, 1)[0][:, 0]
+    scale = float(np.sqrt(np.mean(np.square(train, dtype=np.float64)) * train.shape[1]))  # RMS feature length
+    twin = held_d <= TWIN_RTOL * scale
+    if twin.all():  # nothing unseen is left: the threshold is 0 and holdout.describe says why
+        twin[:] = False
+        held_d = np.zeros_like(held_d)
+    unseen = held_d[~twin]
+    threshold = float(np.percentile(unseen, percentile))
     fake_d, fake_i = nearest(fake, train, k)
     score = float(np.mean(fake_d[:, 0] < threshold))
-    typical = float(np.median(held_d[:, 0]))
+    typical = float(np.median(unseen))
     ratio = float(np.median(fake_d[:, 0]) / typical) if typical > 0 else float("nan")
-    return CopyScore(score, threshold, ratio, float(percentile), fake_d, fake_i)
+    return CopyScore(score, threshold, ratio, float(percentile), int(twin.sum()), fake_d, fake_i)
